@@ -221,6 +221,9 @@ class Recorder:
 
     def _reset(self) -> None:
         """Forget everything: the state of a fresh worker (also run in a forked child)."""
+        sink = getattr(self, "_sink", None)
+        if sink is not None:
+            sink.close()  # NOTE: in a forked child these are the child's own copies of the parent's descriptors.
         self.active = False
         self.in_flight = 0
         self.busy_since = 0.0

@@ -1,0 +1,188 @@
+"""The recorder: what each BatchResult adds, flushes, and that its files read like prometheus-client's own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import Samples, parse
+from fakes import FakeResult
+from prometheus_client import Counter, Histogram, values
+
+from statefun_workers import metrics
+from statefun_workers.errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
+from statefun_workers.metrics import DURATION_BUCKETS, FAMILIES, Recorder
+
+T = "test/fn"
+
+
+def lbl(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def one(rec: Recorder, result: FakeResult, seconds: float = 0.001, request_bytes: int = 100) -> None:
+    rec.request_started()
+    rec.request_finished(result, seconds, request_bytes)
+
+
+@pytest.fixture
+def rec(mpdir: str) -> Iterator[Recorder]:
+    r = Recorder(directory=mpdir, pid=101, interval=None)
+    r.start([T])
+    yield r
+    r.stop()
+
+
+def test_started_worker_is_live_with_zeroed_series(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    s = scrape()
+    assert s[("statefun_worker_processes", ())] == 1
+    assert s[("statefun_requests_in_flight", ())] == 0
+    for outcome in ("ok", "incomplete_context", "error"):
+        assert s[("statefun_batches_total", lbl(typename=T, outcome=outcome))] == 0
+    assert s[("statefun_batch_duration_seconds_count", lbl(typename=T))] == 0
+
+
+def test_outcomes_invocations_and_errors(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    one(rec, FakeResult(invocations=3, state_bytes_read=7, state_bytes_written=5, messages=2, delayed=1,
+                        cancellations=1, egresses=4))
+    one(rec, FakeResult(outcome="incomplete_context", invocations=5, state_bytes_read=2, response=b"x" * 3))
+    one(rec, FakeResult(outcome="error", invocations=4, error=FunctionError("boom"), response=b""))
+    one(rec, FakeResult(outcome="error", invocations=0, typename=None, error=UnknownFunctionError("no"),
+                        response=b""))
+    one(rec, FakeResult(outcome="error", invocations=0, typename=None, error=MalformedRequestError("bad"),
+                        response=b""))
+    rec.flush()
+    s = scrape()
+    assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 3
+    assert s[("statefun_invocations_total", lbl(typename=T, outcome="error"))] == 4
+    assert s[("statefun_batches_total", lbl(typename=T, outcome="ok"))] == 1
+    assert s[("statefun_batches_total", lbl(typename=T, outcome="incomplete_context"))] == 1
+    assert s[("statefun_batches_total", lbl(typename=T, outcome="error"))] == 1
+    assert s[("statefun_batches_total", lbl(typename="unknown", outcome="error"))] == 2
+    assert s[("statefun_invocations_total", lbl(typename="unknown", outcome="error"))] == 0
+    assert s[("statefun_state_bytes_total", lbl(typename=T, direction="read"))] == 9
+    assert s[("statefun_state_bytes_total", lbl(typename=T, direction="written"))] == 5
+    assert s[("statefun_outgoing_total", lbl(typename=T, kind="message"))] == 2
+    assert s[("statefun_outgoing_total", lbl(typename=T, kind="delayed_message"))] == 1
+    assert s[("statefun_outgoing_total", lbl(typename=T, kind="cancellation"))] == 1
+    assert s[("statefun_outgoing_total", lbl(typename=T, kind="egress"))] == 4
+    assert s[("statefun_errors_total", lbl(typename=T, reason="function_failed"))] == 1
+    assert s[("statefun_errors_total", lbl(typename="unknown", reason="unknown_function"))] == 1
+    assert s[("statefun_errors_total", lbl(typename="unknown", reason="malformed_request"))] == 1
+    assert s[("statefun_request_bytes_sum", lbl(typename=T))] == 300
+    assert s[("statefun_response_bytes_sum", lbl(typename=T))] == 13
+    assert s[("statefun_batch_duration_seconds_count", lbl(typename=T))] == 3
+    assert s[("statefun_requests_in_flight", ())] == 0
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    for seconds in (0.0001, 0.00010001, 0.0004, 100.0):  # 0.0001 is on a bound: it belongs to le="0.0001"
+        one(rec, FakeResult(), seconds)
+    rec.flush()
+    s = scrape()
+
+    def bucket(le: str) -> float:
+        return s[("statefun_batch_duration_seconds_bucket", lbl(typename=T, le=le))]
+
+    assert (bucket("0.0001"), bucket("0.00025"), bucket("0.0005"), bucket("60.0"), bucket("+Inf")) == (1, 2, 3, 3, 4)
+    assert s[("statefun_batch_duration_seconds_sum", lbl(typename=T))] == pytest.approx(100.00050001)
+    assert len([k for k in s if k[0] == "statefun_batch_duration_seconds_bucket"]) == len(DURATION_BUCKETS) + 1
+
+
+def test_error_reasons_are_bounded(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    for i in range(metrics.MAX_ERROR_REASONS + 5):
+        error = StatefunError("x")
+        error.reason = f"r{i}"  # type: ignore[misc]
+        one(rec, FakeResult(outcome="error", error=error))
+    rec.flush()
+    reasons = {dict(k[1])["reason"]: v for k, v in scrape().items() if k[0] == "statefun_errors_total"}
+    assert len(reasons) == metrics.MAX_ERROR_REASONS + 1
+    assert reasons["other"] == 5
+
+
+def test_flush_is_idempotent_and_in_flight_tracked(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    one(rec, FakeResult(invocations=2))
+    rec.request_started()
+    rec.request_started()
+    for _ in range(3):
+        rec.flush()
+    s = scrape()
+    assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 2
+    assert s[("statefun_requests_in_flight", ())] == 2
+    rec.request_finished(FakeResult(), 0.001)
+    rec.request_finished(FakeResult(), 0.001)
+    rec.flush()
+    assert scrape()[("statefun_requests_in_flight", ())] == 0
+
+
+def test_busy_seconds_count_only_time_with_requests_in_flight(rec: Recorder, scrape: Callable[[], Samples],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(metrics, "perf_counter", lambda: clock[0])
+    rec.request_started()           # busy from 100
+    clock[0] = 101.0
+    rec.request_started()           # overlapping requests do not count twice
+    clock[0] = 102.0
+    rec.flush()                     # an open busy period is flushed up to now
+    assert scrape()[("statefun_busy_seconds_total", ())] == 2.0
+    rec.request_finished(FakeResult(), 2.0)
+    clock[0] = 103.0
+    rec.request_finished(FakeResult(), 2.0)  # idle from 103
+    clock[0] = 110.0
+    rec.flush()
+    assert scrape()[("statefun_busy_seconds_total", ())] == 3.0
+    rec.busy_total = 1.0            # a racing flush can never make it go back
+    rec.flush()
+    assert scrape()[("statefun_busy_seconds_total", ())] == 3.0
+
+
+def test_stop_flushes_the_last_totals(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    for _ in range(5):
+        one(rec, FakeResult())
+    rec.stop()
+    assert scrape()[("statefun_batches_total", lbl(typename=T, outcome="ok"))] == 5
+    rec.stop()  # twice is harmless
+
+
+def test_files_are_keyed_like_prometheus_client_metrics(rec: Recorder, scrape: Callable[[], Samples],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A series written by the recorder and by prometheus-client's own metric (another pid) add up as one."""
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 202))
+    counter = Counter("statefun_invocations", FAMILIES["statefun_invocations"][1], ["typename", "outcome"],
+                      registry=None)
+    hist = Histogram("statefun_batch_duration_seconds", FAMILIES["statefun_batch_duration_seconds"][1],
+                     ["typename"], buckets=DURATION_BUCKETS, registry=None)
+    counter.labels(T, "ok").inc(2)
+    hist.labels(T).observe(0.0003)
+    one(rec, FakeResult(invocations=3), 0.0003)
+    rec.flush()
+    s = scrape()
+    assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 5
+    assert s[("statefun_batch_duration_seconds_bucket", lbl(typename=T, le="0.0005"))] == 2
+    assert s[("statefun_batch_duration_seconds_count", lbl(typename=T))] == 2
+    values.ValueClass.close_all_files()  # type: ignore[attr-defined]
+
+
+def test_render_single_process_uses_a_private_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    rec = Recorder(interval=None)
+    monkeypatch.setattr(metrics, "recorder", rec)
+    rec.request_started()
+    rec.request_finished(FakeResult(invocations=4), 0.001)
+    content_type, body = metrics.render()
+    assert content_type.startswith("text/plain")
+    s = parse(body.decode())
+    assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 4
+    assert s[("statefun_worker_processes", ())] == 1
+    directory = rec.directory
+    assert rec.private and directory is not None
+    rec.stop()
+    import os
+    assert not os.path.exists(directory)
+
+
+def test_families_are_what_the_issue_names() -> None:
+    for name in ("statefun_invocations", "statefun_batches", "statefun_batch_duration_seconds",
+                 "statefun_state_bytes", "statefun_requests_in_flight", "statefun_worker_processes",
+                 "statefun_busy_seconds"):
+        assert name in FAMILIES
