@@ -1,0 +1,104 @@
+"""gunicorn settings and hooks for serving statefun-workers.
+
+Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an installed package::
+
+    gunicorn -c python:statefun_workers.gunicorn_config your_module:application
+
+Every setting comes from the environment through :class:`statefun_workers.settings.Settings` (names and
+defaults in ``docs/contracts.md``). Choices, and why:
+
+* one worker per usable CPU (``WEB_CONCURRENCY``, else the cgroup CPU quota, else the CPUs this process may run
+  on): a worker is an event loop doing CPU-bound protobuf work, so more workers than cores only adds switching;
+* the app is preloaded and its registry frozen in the master, and ``gc.freeze()`` runs before the first fork,
+  so workers share the loaded code pages instead of copying them on first garbage collection;
+* heartbeat files live in ``/dev/shm``: on a disk-backed ``/tmp`` a slow ``utime`` can get a healthy worker
+  killed for a missed heartbeat;
+* keep-alive (20 s) outlasts the runtime's connection pool TTL (15 s + up to 3 s), so the runtime, not the
+  server, closes idle pooled connections and never sends a batch on a connection being closed;
+* ``graceful_timeout`` = drain + ``STATEFUN_GRACEFUL_TIMEOUT`` + a margin: the master must not SIGKILL a worker
+  that is still draining or finishing batches (the worker enforces the inner deadlines itself).
+
+The hooks forward to ``statefun_workers.multiprocess`` (the Prometheus multiprocess bookkeeping) when that
+module exists and defines a function of the same name and signature.
+"""
+
+from __future__ import annotations
+
+import gc as _gc
+import importlib as _importlib
+import math as _math
+import os as _os
+from typing import Any as _Any
+
+from statefun_workers.cpu import available_cpus as _available_cpus
+from statefun_workers.logs import logconfig_dict as _logconfig_dict
+from statefun_workers.settings import Settings as _Settings
+
+# NOTE: gunicorn reads every global of this module whose name is a setting (with `python:`), and `import *`
+#   copies `__all__`; helpers are therefore `_`-prefixed.
+__all__ = [
+    "accesslog", "bind", "child_exit", "control_socket_disable", "graceful_timeout", "keepalive", "logconfig_dict",
+    "loglevel", "max_requests", "max_requests_jitter", "on_starting", "post_fork", "preload_app", "proc_name",
+    "timeout", "when_ready", "worker_class", "worker_exit", "worker_tmp_dir", "workers",
+]
+
+_SHUTDOWN_MARGIN_SECONDS = 2
+"""Time the master adds after drain + graceful, so the worker can cancel leftovers and exit on its own."""
+
+_settings = _Settings.from_env()
+
+bind = [f"0.0.0.0:{_settings.port}"]
+workers = _settings.web_concurrency or _available_cpus()
+worker_class = "statefun_workers.worker.StatefunWorker"
+preload_app = True
+worker_tmp_dir = "/dev/shm" if _os.path.isdir("/dev/shm") else None
+keepalive = _math.ceil(_settings.keepalive)
+timeout = _math.ceil(_settings.timeout)
+graceful_timeout = _math.ceil(_settings.drain_seconds + _settings.graceful_timeout) + _SHUTDOWN_MARGIN_SECONDS
+max_requests = _settings.max_requests
+max_requests_jitter = _settings.max_requests_jitter
+loglevel = _settings.log_level
+logconfig_dict = _logconfig_dict(_settings.log_level)
+accesslog = None
+proc_name = "statefun-workers"
+# The control socket (gunicorn 25.1+) defaults to one path per user: two servers on one machine would share it.
+control_socket_disable = True
+
+
+def _forward(hook: str, *args: _Any) -> None:
+    """Call ``statefun_workers.multiprocess.<hook>(*args)`` if it exists (metrics are optional)."""
+    try:
+        module = _importlib.import_module("statefun_workers.multiprocess")
+    except ModuleNotFoundError as ex:
+        if ex.name != "statefun_workers.multiprocess":
+            raise
+        return
+    function = getattr(module, hook, None)
+    if function is not None:
+        function(*args)
+
+
+def on_starting(server: _Any) -> None:
+    """Master, before the app loads: e.g. wipe the Prometheus multiprocess directory of a previous run."""
+    _forward("on_starting", server)
+
+
+def when_ready(server: _Any) -> None:
+    """Master, app loaded, before the first fork: freeze what the workers will share."""
+    _gc.freeze()
+    _forward("when_ready", server)
+
+
+def post_fork(server: _Any, worker: _Any) -> None:
+    """Worker, just after fork."""
+    _forward("post_fork", server, worker)
+
+
+def worker_exit(server: _Any, worker: _Any) -> None:
+    """Worker, as it exits normally."""
+    _forward("worker_exit", server, worker)
+
+
+def child_exit(server: _Any, worker: _Any) -> None:
+    """Master, after a worker exited for any reason (SIGKILL included)."""
+    _forward("child_exit", server, worker)

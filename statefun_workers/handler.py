@@ -1,0 +1,341 @@
+"""The request-reply protocol: one ToFunction batch in, one FromFunction out. No HTTP here.
+
+For each request: parse the ``ToFunction``; find the function bound to the target's typename; if a declared
+state is absent from the request, answer ``IncompleteInvocationContext`` naming it (the runtime registers it and
+re-sends the same batch); otherwise run the function once per message, in order, with one shared context and
+storage, and answer one ``InvocationResponse`` with every effect. An exception anywhere fails the whole batch:
+nothing the function did is answered, and the runtime re-sends the batch later (../shared/protocol.md §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from . import _wire
+from ._proto.request_reply_pb2 import ToFunction
+from .context import Context
+from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
+from .functions import StatefulFunction, StatefulFunctions
+from .messages import incoming_message
+from .storage import Cell
+
+__all__ = ["BatchResult", "RequestReplyHandler"]
+
+
+class BatchResult:
+    """The outcome of one request: the response bytes or the error, and the figures metrics are made of."""
+
+    __slots__ = ("response", "error", "outcome", "typename", "id", "invocations", "state_bytes_read",
+                 "state_bytes_written", "messages", "delayed", "cancellations", "egresses")
+
+    def __init__(self, response: bytes = b"", error: StatefunError | None = None, outcome: str = "ok",
+                 typename: str | None = None, id: str | None = None, invocations: int = 0,
+                 state_bytes_read: int = 0) -> None:
+        self.response = response
+        """The serialized FromFunction (``b""`` on error, and for a batch with no effects)."""
+        self.error = error
+        """The error that ended the request, or None."""
+        self.outcome = outcome
+        """``ok``, ``incomplete_context`` or ``error``."""
+        self.typename = typename
+        """The target's typename if a function is bound to it, else None."""
+        self.id = id
+        """The target's id, when the request got that far."""
+        self.invocations = invocations
+        """Messages in the batch."""
+        self.state_bytes_read = state_bytes_read
+        """Bytes of state values received."""
+        self.state_bytes_written = 0
+        """Bytes of state values sent back in MODIFY mutations."""
+        self.messages = 0
+        self.delayed = 0
+        self.cancellations = 0
+        self.egresses = 0
+
+    def __repr__(self) -> str:
+        return (f"BatchResult(outcome={self.outcome!r}, typename={self.typename!r}, "
+                f"invocations={self.invocations}, response={len(self.response)} bytes, error={self.error!r})")
+
+
+class _Batch:
+    """A parsed request ready to run: the function, its context, its cells and its messages."""
+
+    __slots__ = ("function", "context", "cells", "invocations", "result")
+
+    def __init__(self, function: StatefulFunction, context: Context, cells: list[Cell],
+                 invocations: Any, result: BatchResult) -> None:
+        self.function = function
+        self.context = context
+        self.cells = cells
+        self.invocations = invocations
+        self.result = result
+
+
+def _function_failed(batch: _Batch, index: int, ex: BaseException) -> FunctionError:
+    function = batch.function
+    detail = str(ex)
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    error = FunctionError(
+        f"function {function.typename} (id {batch.context._id!r}) failed on message {index + 1} of "
+        f"{len(batch.invocations)}: {type(ex).__name__}: {detail}",
+        typename=function.typename, id=batch.context._id, invocation=index)
+    error.__cause__ = ex
+    return error
+
+
+class RequestReplyHandler:
+    """Handles request-reply batches for a registry of functions.
+
+    ``handle_async`` and ``handle_sync`` answer the FromFunction bytes or raise a
+    :class:`~statefun_workers.errors.StatefunError`; ``dispatch_async`` never raises one and returns a
+    :class:`BatchResult` instead, with the figures the server's metrics need.
+
+    ``executor`` runs the batches of functions bound with ``blocking=True``; by default a thread pool is made
+    when first needed.
+    """
+
+    def __init__(self, functions: StatefulFunctions, *,
+                 executor: concurrent.futures.Executor | None = None) -> None:
+        if functions is None:
+            raise ValueError("functions must be provided.")
+        if not isinstance(functions, StatefulFunctions):
+            raise TypeError(f"functions must be a StatefulFunctions registry, not {type(functions).__name__}")
+        self.functions = functions
+        self._by_type = functions._by_type
+        self._executor = executor
+        self._local = threading.local()
+        self._background: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+        self._lock = threading.Lock()
+
+    # --- the public entry points -------------------------------------------------------------------------
+
+    async def handle_async(self, request_bytes: bytes) -> bytes:
+        """Answer one request; run async functions on the running event loop."""
+        result = await self.dispatch_async(request_bytes)
+        if result.error is not None:
+            raise result.error
+        return result.response
+
+    def handle_sync(self, request_bytes: bytes) -> bytes:
+        """Answer one request from synchronous code (for example a WSGI view).
+
+        Sync functions run directly, with no event loop at all. Async functions run on an event loop that this
+        thread keeps for its next requests, or, when this thread is already running a loop, on a helper
+        thread's loop (the official SDK made a new loop for every request, and failed inside a running one).
+        """
+        result = self.dispatch_sync(request_bytes)
+        if result.error is not None:
+            raise result.error
+        return result.response
+
+    async def dispatch_async(self, request_bytes: bytes) -> BatchResult:
+        """Answer one request; the error, if any, is in the result rather than raised."""
+        prepared = self._prepare(request_bytes)
+        if type(prepared) is BatchResult:
+            return prepared
+        batch: _Batch = prepared  # type: ignore[assignment]
+        function = batch.function
+        if function.blocking:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._blocking_executor(), self._run_sync, batch)
+        # PERF: one loop for both kinds: a sync function returns None and is never awaited.
+        context, fun, index = batch.context, function.fun, 0
+        try:
+            for index, invocation in enumerate(batch.invocations):
+                context._enter(invocation)
+                outcome = fun(context, incoming_message(function.typename, context._id, invocation.argument))
+                if outcome is not None and hasattr(outcome, "__await__"):
+                    await outcome
+        except Exception as ex:
+            return self._failed(batch, index, ex)
+        return self._respond(batch)
+
+    def dispatch_sync(self, request_bytes: bytes) -> BatchResult:
+        """Answer one request from synchronous code; the error, if any, is in the result."""
+        prepared = self._prepare(request_bytes)
+        if type(prepared) is BatchResult:
+            return prepared
+        batch: _Batch = prepared  # type: ignore[assignment]
+        if batch.function.is_async:
+            return self._run_coroutine(self._run_async(batch))
+        return self._run_sync(batch)
+
+    # --- the steps ---------------------------------------------------------------------------------------
+
+    def _prepare(self, request_bytes: bytes) -> _Batch | BatchResult:
+        """Parse, find the function, resolve the state: a batch to run, or the result already."""
+        try:
+            request = ToFunction.FromString(request_bytes)
+        except (DecodeError, TypeError) as ex:
+            return _refused(MalformedRequestError(
+                f"the request body is not a ToFunction protobuf message ({len(request_bytes)} bytes)"), ex)
+        if not request.HasField("invocation"):
+            return _refused(MalformedRequestError("the request has no invocation batch (ToFunction.invocation)"))
+        batch = request.invocation
+        target = batch.target
+        namespace, name, id = target.namespace, target.type, target.id
+        function = self._by_type.get((namespace, name))
+        if function is None:
+            if not namespace and not name:
+                return _refused(MalformedRequestError("the request names no target function type"))
+            return _refused(UnknownFunctionError(
+                f"no function is bound to {namespace}/{name} on this worker", typename=f"{namespace}/{name}",
+                id=id))
+        invocations = batch.invocations
+        result = BatchResult(typename=function.typename, id=id, invocations=len(invocations))
+
+        # NOTE: a state sent by name only (registered, but without a value) is present, not missing: asking
+        # for it again would make the runtime loop forever (../shared/protocol.md §7 item 3).
+        received: dict[str, Any] = {}
+        read = 0
+        for persisted in batch.state:
+            value = persisted.state_value
+            received[persisted.state_name] = value
+            read += len(value.value)
+        result.state_bytes_read = read
+        specs = function.specs
+        if specs:
+            if len(received) < len(specs) or any(spec.name not in received for spec in specs):
+                missing = [_wire.field_bytes(_wire.MISSING_VALUE, spec._missing_spec)
+                           for spec in specs if spec.name not in received]
+                result.outcome = "incomplete_context"
+                result.invocations = 0
+                result.response = _wire.field_bytes(_wire.INCOMPLETE_CONTEXT, b"".join(missing))
+                return result
+            cells = [make(received[spec.name]) for spec, make in zip(specs, function.cell_makers)]
+        else:
+            cells = []
+        context = Context(namespace, name, id, function.storage_class(cells))
+        return _Batch(function, context, cells, invocations, result)
+
+    def _run_sync(self, batch: _Batch) -> BatchResult:
+        function = batch.function
+        context, fun, index = batch.context, function.fun, 0
+        try:
+            for index, invocation in enumerate(batch.invocations):
+                context._enter(invocation)
+                outcome = fun(context, incoming_message(function.typename, context._id, invocation.argument))
+                if outcome is not None and hasattr(outcome, "__await__"):
+                    self._run_coroutine(_awaited(outcome))
+        except Exception as ex:
+            return self._failed(batch, index, ex)
+        return self._respond(batch)
+
+    async def _run_async(self, batch: _Batch) -> BatchResult:
+        function = batch.function
+        context, fun, index = batch.context, function.fun, 0
+        try:
+            for index, invocation in enumerate(batch.invocations):
+                context._enter(invocation)
+                await fun(context, incoming_message(function.typename, context._id, invocation.argument))
+        except Exception as ex:
+            return self._failed(batch, index, ex)
+        return self._respond(batch)
+
+    def _failed(self, batch: _Batch, index: int, ex: Exception) -> BatchResult:
+        result = batch.result
+        result.outcome = "error"
+        result.error = _function_failed(batch, index, ex)
+        return result
+
+    def _respond(self, batch: _Batch) -> BatchResult:
+        """Encode every effect of a successful batch as one InvocationResponse."""
+        result = batch.result
+        context = batch.context
+        parts: list[bytes] = []
+        written = 0
+        specs = batch.function.specs
+        for index, cell in enumerate(batch.cells):
+            if not cell.dirty:
+                continue
+            spec = specs[index]
+            value = cell.value
+            if value is None:
+                parts.append(_wire.field_bytes(_wire.STATE_MUTATION, _wire.delete_mutation(spec.name)))
+                continue
+            try:
+                data = batch.function.encoders[index](value)
+            except Exception as ex:
+                result.outcome = "error"
+                result.error = FunctionError(
+                    f"function {batch.function.typename} (id {context._id!r}): state {spec.name!r} could not be "
+                    f"serialized as {spec.type.typename}: {type(ex).__name__}: {ex}",
+                    typename=batch.function.typename, id=context._id)
+                result.error.__cause__ = ex
+                return result
+            written += len(data)
+            parts.append(_wire.field_bytes(_wire.STATE_MUTATION, _wire.modify_mutation(
+                spec.name, _wire.typed_value(spec.type.typename, True, data))))
+        own_id = b"\x1a"  # Address.id = 3
+        for target, message in context.messages:
+            address = target + _wire.optional_str(own_id, message.target_id)
+            parts.append(_wire.field_bytes(_wire.OUTGOING_MESSAGE, _wire.invocation(
+                address, message.typed_value.SerializeToString())))
+        cancellations = 0
+        for delay, target, message, token in context.delayed:
+            if message is None:
+                cancellations += 1
+                parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
+                continue
+            address = target + _wire.optional_str(own_id, message.target_id)
+            parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.delayed_invocation(
+                delay, address, message.typed_value.SerializeToString(), token or "")))
+        for target, egress in context.egresses:
+            parts.append(_wire.field_bytes(_wire.OUTGOING_EGRESS, target + _wire.field_bytes(
+                b"\x1a", egress.typed_value.SerializeToString())))
+        result.state_bytes_written = written
+        result.messages = len(context.messages)
+        result.delayed = len(context.delayed) - cancellations
+        result.cancellations = cancellations
+        result.egresses = len(context.egresses)
+        if parts:
+            result.response = _wire.field_bytes(_wire.INVOCATION_RESULT, b"".join(parts))
+        return result
+
+    # --- running coroutines and blocking functions -------------------------------------------------------
+
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, BatchResult]) -> BatchResult:
+        """Run a coroutine to completion from synchronous code, without a new event loop per call."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            loop = getattr(self._local, "loop", None)
+            if loop is None or loop.is_closed():
+                loop = self._local.loop = asyncio.new_event_loop()
+            return loop.run_until_complete(coroutine)
+        # This thread already runs a loop (handle_sync called from async code): use the helper thread's.
+        return asyncio.run_coroutine_threadsafe(coroutine, self._background_loop()).result()
+
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._background is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="statefun-handle-sync", daemon=True)
+                thread.start()
+                self._background = (loop, thread)
+            return self._background[0]
+
+    def _blocking_executor(self) -> concurrent.futures.Executor:
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        thread_name_prefix="statefun-blocking")
+        return self._executor
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _refused(error: StatefunError, cause: BaseException | None = None) -> BatchResult:
+    if cause is not None:
+        error.__cause__ = cause
+    return BatchResult(error=error, outcome="error", id=error.id)

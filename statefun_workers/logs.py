@@ -1,0 +1,71 @@
+"""One-line JSON logs for gunicorn, uvicorn and statefun-workers.
+
+Log collectors (Loki, Cloud Logging, Elasticsearch) split records on newlines, so a multi-line traceback
+becomes a dozen unrelated records. Every record here is one JSON object on one line, the traceback included
+as a string field, with the fields a collector indexes: time, level, logger, pid, message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+__all__ = ["JsonFormatter", "LOGGER_NAME", "logconfig_dict"]
+
+LOGGER_NAME = "statefun_workers"
+"""The parent logger of everything this package logs."""
+
+# Attributes every LogRecord has; anything else on a record was passed with ``extra=`` and is emitted too.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime",
+                                                                                  "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line: ``{"ts", "level", "logger", "pid", "msg", ...extra, "exc"}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def logconfig_dict(level: str = "info") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict (gunicorn's ``logconfig_dict``) sending every log to stderr as JSON.
+
+    gunicorn's access log stays off: one line per batch would cost more than the batch itself, and the
+    metrics already count requests.
+    """
+    level = level.upper()
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    # NOTE: the named loggers hold the handler themselves and do not propagate, because uvicorn-worker copies
+    #   gunicorn.error's handlers onto uvicorn.error and turns its propagation off.
+    own = {"level": level, "handlers": ["stderr"], "propagate": False}
+    quiet = {"level": "WARNING", "handlers": [], "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"stderr": handler},
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": dict(own),
+            "gunicorn.access": dict(quiet),
+            "uvicorn.error": dict(own),
+            "uvicorn.access": dict(quiet),
+            LOGGER_NAME: dict(own),
+        },
+    }

@@ -1,0 +1,114 @@
+"""Server settings, read once from the environment and validated at start-up.
+
+Everything the server and ``gunicorn_config`` need from the environment goes through :class:`Settings`, so a
+bad value fails the start with a message naming the variable, never a request later. The names and defaults
+are the ones in ``docs/contracts.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from statefun_workers.errors import ConfigurationError
+
+__all__ = ["DEFAULT_FUNCTIONS", "Settings"]
+
+DEFAULT_FUNCTIONS = "examples:functions"
+"""What ``STATEFUN_FUNCTIONS`` means when unset: the example functions bundled in the repository."""
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The server's settings; build with :meth:`from_env`, never per request."""
+
+    port: int = 8000
+    web_concurrency: int | None = None
+    """Worker processes; None lets ``gunicorn_config`` derive it from the CPU quota."""
+    functions: str = DEFAULT_FUNCTIONS
+    """``STATEFUN_FUNCTIONS``: comma-separated ``module`` or ``module:attribute`` of a ``StatefulFunctions``."""
+    functions_from_env: bool = False
+    """Whether ``functions`` came from the environment (else it is the bundled examples)."""
+    max_request_bytes: int = 32 * 1024 * 1024
+    graceful_timeout: float = 30.0
+    """Seconds in-flight batches get to finish after a worker stops accepting."""
+    timeout: float = 60.0
+    """gunicorn's heartbeat timeout: a worker silent for this long is killed and replaced."""
+    keepalive: float = 20.0
+    """Idle keep-alive seconds; above the runtime's pool TTL (15 s + up to 3 s) so the runtime closes first."""
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    drain_seconds: float = 0.0
+    """Seconds a worker keeps serving, unready, after SIGTERM, before it stops accepting."""
+    blocking_threads: int | None = None
+    """Threads for functions bound with ``blocking=True``; None keeps asyncio's default pool size."""
+    log_level: str = "info"
+    prometheus_multiproc_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise :class:`ConfigurationError` naming the bad one."""
+        env = os.environ if environ is None else environ
+        functions = env.get("STATEFUN_FUNCTIONS", "").strip()
+        level = env.get("STATEFUN_LOG_LEVEL", "info").strip().lower()
+        if level not in _LOG_LEVELS:
+            raise ConfigurationError(f"STATEFUN_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+        return cls(
+            port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
+            web_concurrency=_optional_int(env, "WEB_CONCURRENCY", minimum=1),
+            functions=functions or DEFAULT_FUNCTIONS,
+            functions_from_env=bool(functions),
+            max_request_bytes=_int(env, "STATEFUN_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1),
+            graceful_timeout=_seconds(env, "STATEFUN_GRACEFUL_TIMEOUT", 30.0, minimum=0.0),
+            timeout=_seconds(env, "STATEFUN_TIMEOUT", 60.0, minimum=1.0),
+            keepalive=_seconds(env, "STATEFUN_KEEPALIVE", 20.0, minimum=1.0),
+            max_requests=_int(env, "STATEFUN_MAX_REQUESTS", 0, minimum=0),
+            max_requests_jitter=_int(env, "STATEFUN_MAX_REQUESTS_JITTER", 0, minimum=0),
+            drain_seconds=_seconds(env, "STATEFUN_DRAIN_SECONDS", 0.0, minimum=0.0),
+            blocking_threads=_optional_int(env, "STATEFUN_BLOCKING_THREADS", minimum=1),
+            log_level=level,
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        )
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigurationError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
+    if _raw(env, name) is None:
+        return None
+    return _int(env, name, 0, minimum=minimum)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.removesuffix("s"))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):  # NOTE: `not >=` also rejects NaN.
+        raise ConfigurationError(f"{name} must be a finite number of seconds, at least {minimum:g}, got {raw!r}")
+    return value

@@ -1,0 +1,122 @@
+"""Address-scoped storage: the persisted values of one function instance during one batch.
+
+Each ValueSpec of a function becomes a property of a storage class generated once, at bind time. A ``Cell``
+holds one value for the duration of a batch: the bytes received are decoded on the first read only, writes keep
+the Python value, and the value is encoded once when the response is built, only if it was written or deleted.
+All invocations of a batch share the same cells, so invocation k sees the writes of invocations before it.
+
+NOTE: decoding once means a read returns the same object for the rest of the batch; to persist a change to a
+mutable value (a dict from a JSON type, a protobuf message), assign it back, as with the official SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._proto.request_reply_pb2 import TypedValue
+from .errors import ConfigurationError
+from .types import BuiltinType
+from .valuespec import ValueSpec
+
+__all__ = ["Cell", "make_storage_class"]
+
+_UNREAD: Any = object()
+
+
+class Cell:
+    """One persisted value during one batch."""
+
+    __slots__ = ("received", "value", "dirty", "typename", "decode", "check")
+
+    def __init__(self, received: TypedValue | None, typename: str, decode: Callable[[bytes], Any],
+                 check: Callable[[Any], None] | None) -> None:
+        self.received = received
+        self.value = _UNREAD
+        self.dirty = False
+        self.typename = typename
+        self.decode = decode
+        self.check = check
+
+    def get(self) -> Any:
+        value = self.value
+        if value is not _UNREAD:
+            return value
+        received = self.received
+        if received is None or not received.has_value:
+            value = None
+        else:
+            if received.typename != self.typename:
+                raise TypeError(f"Type mismatch: the runtime sent type {received.typename}, yet the value is "
+                                f"declared locally as {self.typename}")
+            value = self.decode(received.value)
+        self.value = value
+        return value
+
+    def set(self, value: Any) -> None:
+        if value is None:
+            raise ValueError("provided value must not be None. To delete a value, please use del.")
+        if self.check is not None:
+            self.check(value)
+        self.value = value
+        self.dirty = True
+
+    def delete(self) -> None:
+        self.value = None
+        self.dirty = True
+
+
+# Attribute names the generated class uses itself; a ValueSpec may not take them.
+RESERVED_NAMES = frozenset({"_cells", "_typename"})
+
+
+def _missing_attribute(self: Any, name: str) -> Any:
+    raise AttributeError(f"'{name}' is not a registered ValueSpec for the function '{self._typename}'")
+
+
+def _property(index: int, name: str) -> property:
+    def fget(self: Any) -> Any:
+        return self._cells[index].get()
+
+    def fset(self: Any, value: Any) -> None:
+        self._cells[index].set(value)
+
+    def fdel(self: Any) -> None:
+        self._cells[index].delete()
+
+    return property(fget, fset, fdel, doc=f"The persisted value {name!r}.")
+
+
+def _init(self: Any, cells: list[Cell]) -> None:
+    self._cells = cells
+
+
+def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
+    """Generate the storage class of one function: one property per spec, nothing else settable."""
+    namespace: dict[str, Any] = {
+        "__slots__": ("_cells",),
+        "__init__": _init,
+        "__getattr__": _missing_attribute,
+        "_typename": typename,
+    }
+    for index, spec in enumerate(specs):
+        if spec.name in namespace or spec.name in RESERVED_NAMES:
+            if spec.name in RESERVED_NAMES:
+                raise ConfigurationError(f"function {typename!r}: the state name {spec.name!r} is reserved")
+            raise ConfigurationError(f"function {typename!r}: duplicate registered value name: {spec.name}")
+        namespace[spec.name] = _property(index, spec.name)
+    return type(f"Storage[{typename}]", (), namespace)
+
+
+def cell_factory(spec: ValueSpec) -> Callable[[TypedValue | None], Cell]:
+    """Bind a spec's typename, decoder and assignment check once; return a maker of its cells."""
+    from .types import codec
+
+    typename = spec.type.typename
+    _, decode = codec(spec.type)
+    check = spec.type.check if isinstance(spec.type, BuiltinType) else None
+
+    def make(received: TypedValue | None) -> Cell:
+        return Cell(received, typename, decode, check)
+
+    return make
