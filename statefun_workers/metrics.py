@@ -14,7 +14,7 @@ Values written are absolute cumulative totals (never deltas), so a repeated or r
 twice, and ``statefun_busy_seconds_total`` is clamped to never go down.
 
 Process model: the gunicorn master never records (it imports this module for the constants only); each worker
-owns one :data:`recorder`, started by ``worker_started`` (gunicorn ``post_worker_init``) or lazily by its first
+owns one :data:`recorder`, started by ``worker_started`` (gunicorn ``post_fork``) or lazily by its first
 request; a fork resets it in the child. Without ``PROMETHEUS_MULTIPROC_DIR`` (a single process, tests) the
 recorder uses a private temporary directory and :func:`render` also exposes prometheus-client's default
 registry.
@@ -45,6 +45,7 @@ __all__ = [
     "FLUSH_INTERVAL",
     "SIZE_BUCKETS",
     "Recorder",
+    "make_recorder",
     "recorder",
     "render",
     "worker_exiting",
@@ -115,6 +116,21 @@ class BatchResultLike(Protocol):
     def cancellations(self) -> int: ...
     @property
     def egresses(self) -> int: ...
+
+
+class _NotDispatched:
+    """Stands for the result of a request the core never saw: one failed batch of unknown typename."""
+
+    class error:  # noqa: N801  (read as result.error.reason)
+        reason = "not_dispatched"
+
+    response = b""
+    outcome = "error"
+    typename = None
+    invocations = state_bytes_read = state_bytes_written = messages = delayed = cancellations = egresses = 0
+
+
+_NOT_DISPATCHED: BatchResultLike = _NotDispatched()  # type: ignore[assignment]
 
 
 class _Totals:
@@ -217,6 +233,8 @@ class Recorder:
         self._directory = directory
         self._pid = pid
         self._interval = interval
+        self.typenames: tuple[str, ...] = ()
+        """Bound typenames whose series are zeroed at start (set by :func:`make_recorder`)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -305,14 +323,17 @@ class Recorder:
             self.busy_since = perf_counter()
         self.in_flight += 1
 
-    def request_finished(self, result: BatchResultLike, seconds: float, request_bytes: int = -1) -> None:
-        """A request left the worker: ``seconds`` parse to serialize, ``request_bytes`` the body size if known.
+    def request_finished(self, result: BatchResultLike | None, seconds: float, request_bytes: int = -1) -> None:
+        """A request left the worker: ``seconds`` arrival to answer, ``request_bytes`` the body size if known.
 
+        ``result`` is None when the core never saw the request (too large, unreadable body, internal error).
         PERF: the hot path; plain attribute adds only (~1 µs), the flush thread does the rest.
         """
         self.in_flight -= 1
         if not self.in_flight:
             self.busy_total += perf_counter() - self.busy_since
+        if result is None:
+            result = _NOT_DISPATCHED
         t = self._totals.get(result.typename)
         if t is None:
             t = self._add(result.typename)
@@ -377,9 +398,18 @@ recorder = Recorder()
 os.register_at_fork(after_in_child=recorder._reset)
 
 
-def worker_started(typenames: Iterable[str] = ()) -> None:
-    """gunicorn ``post_worker_init``: count the worker as live at once and zero the bound typenames' series."""
-    recorder.start(typenames)
+def make_recorder(typenames: Iterable[str] = ()) -> Recorder:
+    """The server's per-request hooks (docs/contracts.md): this process's :data:`recorder`, which survives fork.
+
+    ``typenames`` (the bound functions) get their series zeroed when a worker starts.
+    """
+    recorder.typenames = tuple(typenames)
+    return recorder
+
+
+def worker_started() -> None:
+    """gunicorn ``post_fork``: count the worker as live at once, zero the bound typenames' series, flush."""
+    recorder.start(recorder.typenames)
 
 
 def worker_exiting() -> None:
@@ -390,8 +420,11 @@ def worker_exiting() -> None:
 atexit.register(worker_exiting)
 
 
-def render() -> tuple[str, bytes]:
-    """The ``/metrics`` response: ``(content_type, body)`` in the Prometheus text format, all workers summed."""
+def render() -> tuple[bytes, str]:
+    """The ``/metrics`` response ``(body, content_type)``: Prometheus text format, all workers summed.
+
+    Runs in a thread (the server uses ``asyncio.to_thread``): it reads every file of the directory.
+    """
     if not recorder.active:
         recorder.start()
     recorder.flush()
@@ -403,4 +436,4 @@ def render() -> tuple[str, bytes]:
     if recorder.private:
         # NOTE: single process: prometheus-client's own metrics (user metrics, process, GC) live in its registry.
         body += generate_latest(REGISTRY)
-    return CONTENT_TYPE_LATEST, body
+    return body, CONTENT_TYPE_LATEST

@@ -37,9 +37,13 @@ __all__ = [
     "ARCHIVE",
     "LOCK_FILE",
     "LockedCollector",
+    "child_exit",
     "compact",
     "mark_process_dead",
+    "on_starting",
+    "post_fork",
     "prepare_directory",
+    "worker_exit",
 ]
 
 LOCK_FILE = ".statefun-metrics.lock"
@@ -75,6 +79,33 @@ def prepare_directory(path: str | None = None) -> str:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()
     return path
+
+
+# gunicorn hooks; statefun_workers.gunicorn_config forwards its hooks of the same names here.
+
+
+def on_starting(server: Any) -> None:
+    """Master start: a clean directory (see :func:`prepare_directory`)."""
+    prepare_directory()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Worker start: count it live at once and start its flush thread."""
+    from statefun_workers import metrics  # NOTE: imported here: the master needs none of it.
+
+    metrics.worker_started()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Worker, exiting normally: flush its last totals (runs in the master too, harmlessly, for lost workers)."""
+    from statefun_workers import metrics
+
+    metrics.worker_exiting()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master, a worker exited for any reason: fold its files into the archive."""
+    mark_process_dead(worker.pid)
 
 
 def mark_process_dead(pid: int, path: str | None = None) -> None:

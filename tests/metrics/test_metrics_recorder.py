@@ -75,6 +75,16 @@ def test_outcomes_invocations_and_errors(rec: Recorder, scrape: Callable[[], Sam
     assert s[("statefun_requests_in_flight", ())] == 0
 
 
+def test_a_request_the_core_never_saw(rec: Recorder, scrape: Callable[[], Samples]) -> None:
+    rec.request_started()
+    rec.request_finished(None, 0.01)
+    rec.flush()
+    s = scrape()
+    assert s[("statefun_batches_total", lbl(typename="unknown", outcome="error"))] == 1
+    assert s[("statefun_errors_total", lbl(typename="unknown", reason="not_dispatched"))] == 1
+    assert s[("statefun_requests_in_flight", ())] == 0
+
+
 def test_histogram_buckets_are_cumulative_and_inclusive(rec: Recorder, scrape: Callable[[], Samples]) -> None:
     for seconds in (0.0001, 0.00010001, 0.0004, 100.0):  # 0.0001 is on a bound: it belongs to le="0.0001"
         one(rec, FakeResult(), seconds)
@@ -169,7 +179,7 @@ def test_render_single_process_uses_a_private_directory(monkeypatch: pytest.Monk
     monkeypatch.setattr(metrics, "recorder", rec)
     rec.request_started()
     rec.request_finished(FakeResult(invocations=4), 0.001)
-    content_type, body = metrics.render()
+    body, content_type = metrics.render()
     assert content_type.startswith("text/plain")
     s = parse(body.decode())
     assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 4
