@@ -18,8 +18,8 @@ defaults in ``docs/contracts.md``). Choices, and why:
 * ``graceful_timeout`` = drain + ``STATEFUN_GRACEFUL_TIMEOUT`` + a margin: the master must not SIGKILL a worker
   that is still draining or finishing batches (the worker enforces the inner deadlines itself).
 
-The hooks forward to ``statefun_workers.multiprocess`` (the Prometheus multiprocess bookkeeping) when that
-module exists and defines a function of the same name and signature.
+Each hook forwards to the function of the same name and signature in ``statefun_workers.multiprocess`` (the
+Prometheus multiprocess bookkeeping) when that module defines it; see ``docs/contracts.md``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ control_socket_disable = True
 
 
 def _forward(hook: str, *args: _Any) -> None:
-    """Call ``statefun_workers.multiprocess.<hook>(*args)`` if it exists (metrics are optional)."""
+    """Call ``statefun_workers.multiprocess.<hook>(*args)`` when it exists (metrics are optional)."""
     try:
         module = _importlib.import_module("statefun_workers.multiprocess")
     except ModuleNotFoundError as ex:
@@ -84,21 +84,22 @@ def on_starting(server: _Any) -> None:
 
 
 def when_ready(server: _Any) -> None:
-    """Master, app loaded, before the first fork: freeze what the workers will share."""
+    """Master, app loaded, before the first fork: move what exists now out of the GC's reach, so the pages
+    the workers share are not copied when a collection touches their object headers."""
     _gc.freeze()
     _forward("when_ready", server)
 
 
 def post_fork(server: _Any, worker: _Any) -> None:
-    """Worker, just after fork."""
+    """Worker, just after fork: e.g. count it as live in the metrics."""
     _forward("post_fork", server, worker)
 
 
 def worker_exit(server: _Any, worker: _Any) -> None:
-    """Worker, as it exits normally."""
+    """Worker, as it exits normally: e.g. flush its last metrics."""
     _forward("worker_exit", server, worker)
 
 
 def child_exit(server: _Any, worker: _Any) -> None:
-    """Master, after a worker exited for any reason (SIGKILL included)."""
+    """Master, after a worker exited for any reason (SIGKILL included): e.g. fold its metrics into the archive."""
     _forward("child_exit", server, worker)

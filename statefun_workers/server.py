@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,19 +48,20 @@ class Recorder(Protocol):
     def request_started(self) -> None:
         """A batch request arrived (before its body is read)."""
 
-    def request_finished(self, result: BatchResult | None, seconds: float) -> None:
-        """The request is answered; ``result`` is None when the core never saw it (body too large, unreadable)."""
+    def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
+        """The request is answered after ``seconds``; ``result`` is None when the core never saw it (too large,
+        unreadable, a bug); ``request_bytes`` is the body size, -1 when unknown."""
 
 
 class NullRecorder:
-    """The recorder used when metrics are off: does nothing."""
+    """The recorder that does nothing: metrics off."""
 
     __slots__ = ()
 
     def request_started(self) -> None:
         pass
 
-    def request_finished(self, result: BatchResult | None, seconds: float) -> None:
+    def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
         pass
 
 
@@ -89,12 +91,13 @@ class FunctionResource:
         recorder = self._recorder
         recorder.request_started()
         started = perf_counter()
+        body = None
         result = None
         try:
             body = await self._read_body(req)
             result = await self._dispatch(body)
         finally:
-            recorder.request_finished(result, perf_counter() - started)
+            recorder.request_finished(result, perf_counter() - started, -1 if body is None else len(body))
         if result.error is not None:
             raise result.error
         resp.data = result.response
@@ -152,7 +155,7 @@ class ReadyResource:
 
 
 class MetricsResource:
-    """``GET /metrics``: whatever ``statefun_workers.metrics.render()`` returns, or 404 without it."""
+    """``GET /metrics``: what ``statefun_workers.metrics.render()`` returns, or 404 without it."""
 
     def __init__(self, render: Callable[[], tuple[bytes, str]] | None) -> None:
         self._render = render
@@ -160,7 +163,7 @@ class MetricsResource:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         if self._render is None:
             raise falcon.HTTPNotFound(description="metrics are not installed (statefun_workers.metrics)")
-        # NOTE: a multiprocess scrape reads one file per worker ever started; keep that off the event loop.
+        # NOTE: a multiprocess scrape reads one file per worker and type; keep that off the event loop.
         body, content_type = await asyncio.to_thread(self._render)
         resp.data = body
         resp.content_type = content_type
@@ -175,11 +178,6 @@ def _metrics_hook(name: str) -> Any:
             raise
         return None
     return getattr(module, name, None)
-
-
-def _default_recorder() -> Recorder:
-    make_recorder = _metrics_hook("make_recorder")
-    return NullRecorder() if make_recorder is None else make_recorder()
 
 
 def _describe(ex: StatefunError) -> str:
@@ -228,14 +226,22 @@ def create_app(functions: StatefulFunctions, *, settings: Settings | None = None
     Args:
         functions: the registry to serve (freeze it before gunicorn forks).
         settings: limits; the defaults of :class:`Settings` when None.
-        recorder: per-request hooks; when None, ``statefun_workers.metrics.make_recorder()`` if the metrics
-            module provides it, else none. Pass :class:`NullRecorder` to turn metrics off.
+        recorder: per-request hooks; when None, ``statefun_workers.metrics.make_recorder(typenames)`` if the
+            metrics module is there. Pass :class:`NullRecorder` for no metrics.
         readiness: what ``/readyz`` reports; this process's :data:`PROCESS_READINESS` when None.
     """
     settings = settings or Settings()
+    if recorder is None:
+        make_recorder = _metrics_hook("make_recorder")
+        recorder = NullRecorder() if make_recorder is None else make_recorder(sorted(functions.functions))
     app = falcon.asgi.App()
-    function_resource = FunctionResource(RequestReplyHandler(functions), settings.max_request_bytes,
-                                         recorder if recorder is not None else _default_recorder())
+    executor = None
+    if settings.blocking_threads is not None:
+        # NOTE: threads start on first use, in a worker; none exist in the master when gunicorn forks.
+        executor = ThreadPoolExecutor(settings.blocking_threads, thread_name_prefix="statefun-blocking")
+    handler = RequestReplyHandler(functions, executor=executor)
+    function_resource = FunctionResource(handler, settings.max_request_bytes,
+                                         recorder)
     app.add_route("/statefun", function_resource)
     app.add_route("/statefun/{function_name}", function_resource)
     app.add_route("/healthz", HealthResource())

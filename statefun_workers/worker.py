@@ -8,19 +8,15 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
   that Kubernetes can take the pod out of its Service before the worker stops accepting; then uvicorn's
   graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;
 * the worker then returns normally instead of re-raising SIGTERM at itself, so gunicorn's ``worker_exit`` hook
-  runs (the metrics use it);
-* ``STATEFUN_BLOCKING_THREADS`` sizes the loop's default thread pool, where functions bound with
-  ``blocking=True`` run.
+  runs (the metrics use it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -86,9 +82,6 @@ class StatefunWorker(UvicornWorker):
         self.config.timeout_graceful_shutdown = self._settings.graceful_timeout  # type: ignore[assignment]
 
     async def _serve(self) -> None:
-        if self._settings.blocking_threads is not None:
-            asyncio.get_running_loop().set_default_executor(
-                ThreadPoolExecutor(self._settings.blocking_threads, thread_name_prefix="statefun-blocking"))
         self.config.app = self.wsgi
         server = _DrainingServer(self.config, PROCESS_READINESS, self._settings.drain_seconds)
         self._install_sigquit_handler()
