@@ -28,6 +28,11 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+LEN_TABLE_SIZE = 4096
+LEN = [varint(n) for n in range(LEN_TABLE_SIZE)]
+"""PERF: the varint of every length below LEN_TABLE_SIZE, so hot code indexes instead of calling varint()."""
+
+
 def field_bytes(tag: bytes, data: bytes) -> bytes:
     """A length-delimited field (string, bytes or sub-message) that is always written, even when empty."""
     n = len(data)
@@ -57,6 +62,27 @@ def typed_value(typename: str, has_value: bool, value: bytes) -> bytes:
     """io.statefun.sdk.reqreply.TypedValue {typename = 1, has_value = 2, value = 3}."""
     return (optional_str(b"\x0a", typename) + (b"\x10\x01" if has_value else b"")
             + optional_bytes(b"\x1a", value))
+
+
+_PRESENT_PREFIXES: dict[str, bytes] = {}
+
+
+def present_value(typename: str, value: bytes) -> bytes:
+    """A TypedValue with ``has_value`` set: what every builder and every state write produces.
+
+    PERF: the typename and has_value fields are the same for every value of a type; they are encoded once.
+    """
+    prefix = _PRESENT_PREFIXES.get(typename)
+    if prefix is None:
+        prefix = optional_str(b"\x0a", typename) + b"\x10\x01"
+        if len(_PRESENT_PREFIXES) < 4096:
+            _PRESENT_PREFIXES[typename] = prefix
+    if not value:
+        return prefix
+    n = len(value)
+    if n < 128:
+        return prefix + b"\x1a" + _ONE_BYTE[n] + value
+    return prefix + b"\x1a" + varint(n) + value
 
 
 def address(namespace: str, type: str, id: str) -> bytes:

@@ -6,8 +6,7 @@ from struct import Struct
 from typing import Any
 
 from . import _wire
-from ._proto.request_reply_pb2 import TypedValue
-from .messages import EgressMessage
+from .messages import EgressMessage, built_egress
 from .types import Type
 
 __all__ = ["kafka_egress_message", "kinesis_egress_message"]
@@ -58,7 +57,7 @@ def kafka_egress_message(typename: str, topic: str, value: Any, value_type: Type
     record = _wire.kafka_producer_record(
         "" if key is None else _check_str("key", key), _kafka_value_bytes(value, value_type),
         _check_str("topic", topic))
-    return EgressMessage(typename, TypedValue(typename=KAFKA_RECORD_TYPENAME, has_value=True, value=record))
+    return built_egress(typename, _wire.present_value(KAFKA_RECORD_TYPENAME, record))
 
 
 def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key: str,
@@ -85,4 +84,4 @@ def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key
     record = _wire.kinesis_egress_record(
         _check_str("partition_key", partition_key), data, _check_str("stream", stream),
         "" if explicit_hash_key is None else _check_str("explicit_hash_key", explicit_hash_key))
-    return EgressMessage(typename, TypedValue(typename=KINESIS_RECORD_TYPENAME, has_value=True, value=record))
+    return built_egress(typename, _wire.present_value(KINESIS_RECORD_TYPENAME, record))

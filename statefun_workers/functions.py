@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from . import _wire
 from .errors import ConfigurationError, UnknownFunctionError
-from .storage import cell_factory, make_storage_class
+from .storage import cell_arguments, make_storage_class
 from .types import codec
 from .typenames import check_function_typename, check_state_typename
 from .valuespec import ValueSpec
@@ -47,7 +48,8 @@ class StatefulFunction:
     """A function bound to a typename, with everything the handler needs prepared once."""
 
     __slots__ = ("typename", "namespace", "name", "fun", "specs", "is_async", "blocking", "storage_class",
-                 "cell_makers", "encoders")
+                 "spec_names", "cell_args", "encoders",
+                 "value_prefixes", "modify_prefixes", "delete_mutations")
 
     def __init__(self, typename: str, fun: Callable[..., Any], specs: Sequence[ValueSpec] = (), *,
                  blocking: bool = False) -> None:
@@ -66,8 +68,15 @@ class StatefulFunction:
             check_state_typename(spec.type.typename, spec.name, typename)
         self.specs = tuple(specs)
         self.storage_class = make_storage_class(typename, self.specs)
-        self.cell_makers = tuple(cell_factory(spec) for spec in self.specs)
+        self.spec_names = frozenset(spec.name for spec in self.specs)
+        self.cell_args = tuple(cell_arguments(spec) for spec in self.specs)
         self.encoders = tuple(codec(spec.type)[0] for spec in self.specs)
+        # PERF: the constant parts of each spec's mutations, encoded once (see RequestReplyHandler._respond).
+        self.value_prefixes = tuple(_wire.present_value(spec.type.typename, b"") for spec in self.specs)
+        self.modify_prefixes = tuple(
+            _wire.modify_mutation(spec.name, b"")[:-1] for spec in self.specs)  # up to the state_value length
+        self.delete_mutations = tuple(
+            _wire.field_bytes(_wire.STATE_MUTATION, _wire.delete_mutation(spec.name)) for spec in self.specs)
         self.is_async = _is_async(fun)
         if blocking and self.is_async:
             raise ConfigurationError(

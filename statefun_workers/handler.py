@@ -18,11 +18,12 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from . import _wire
+from ._wire import LEN, LEN_TABLE_SIZE, varint
 from ._proto.request_reply_pb2 import ToFunction
 from .context import Context
 from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
 from .functions import StatefulFunction, StatefulFunctions
-from .messages import incoming_message
+from .messages import Message, incoming_message
 from .storage import Cell
 
 __all__ = ["BatchResult", "RequestReplyHandler"]
@@ -200,16 +201,16 @@ class RequestReplyHandler:
             received[persisted.state_name] = value
             read += len(value.value)
         result.state_bytes_read = read
-        specs = function.specs
-        if specs:
-            if len(received) < len(specs) or any(spec.name not in received for spec in specs):
+        if function.specs:
+            if not function.spec_names <= received.keys():
                 missing = [_wire.field_bytes(_wire.MISSING_VALUE, spec._missing_spec)
-                           for spec in specs if spec.name not in received]
+                           for spec in function.specs if spec.name not in received]
                 result.outcome = "incomplete_context"
                 result.invocations = 0
                 result.response = _wire.field_bytes(_wire.INCOMPLETE_CONTEXT, b"".join(missing))
                 return result
-            cells = [make(received[spec.name]) for spec, make in zip(specs, function.cell_makers)]
+            cells = [Cell(received[name], typename, decode, check)
+                     for name, typename, decode, check in function.cell_args]
         else:
             cells = []
         context = Context(namespace, name, id, function.storage_class(cells))
@@ -246,57 +247,72 @@ class RequestReplyHandler:
         return result
 
     def _respond(self, batch: _Batch) -> BatchResult:
-        """Encode every effect of a successful batch as one InvocationResponse."""
+        """Encode every effect of a successful batch as one InvocationResponse.
+
+        PERF: the hottest loop of a request; the protobuf framing is written inline (tag, length from the
+        LEN table, payload) rather than through _wire's helpers. tests/core/test_wire.py holds it to the
+        generated classes' bytes.
+        """
         result = batch.result
         context = batch.context
+        function = batch.function
         parts: list[bytes] = []
+        append = parts.append
         written = 0
-        specs = batch.function.specs
         for index, cell in enumerate(batch.cells):
             if not cell.dirty:
                 continue
-            spec = specs[index]
             value = cell.value
             if value is None:
-                parts.append(_wire.field_bytes(_wire.STATE_MUTATION, _wire.delete_mutation(spec.name)))
+                append(function.delete_mutations[index])
                 continue
             try:
-                data = batch.function.encoders[index](value)
+                data = function.encoders[index](value)
             except Exception as ex:
-                result.outcome = "error"
-                result.error = FunctionError(
-                    f"function {batch.function.typename} (id {context._id!r}): state {spec.name!r} could not be "
-                    f"serialized as {spec.type.typename}: {type(ex).__name__}: {ex}",
-                    typename=batch.function.typename, id=context._id)
-                result.error.__cause__ = ex
-                return result
+                return self._unserializable(batch, index, ex)
             written += len(data)
-            parts.append(_wire.field_bytes(_wire.STATE_MUTATION, _wire.modify_mutation(
-                spec.name, _wire.typed_value(spec.type.typename, True, data))))
-        own_id = b"\x1a"  # Address.id = 3
+            n = len(data)
+            tv = (function.value_prefixes[index] + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
+                  if n else function.value_prefixes[index])
+            n = len(tv)
+            mutation = function.modify_prefixes[index] + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
+            n = len(mutation)
+            append(b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + mutation)
         for target, message in context.messages:
-            address = target + _wire.optional_str(own_id, message.target_id)
-            parts.append(_wire.field_bytes(_wire.OUTGOING_MESSAGE, _wire.invocation(
-                address, message.typed_value.SerializeToString())))
+            append(_outgoing_message(target, message))
         cancellations = 0
         for delay, target, message, token in context.delayed:
             if message is None:
                 cancellations += 1
-                parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
+                append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
                 continue
-            address = target + _wire.optional_str(own_id, message.target_id)
-            parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.delayed_invocation(
-                delay, address, message.typed_value.SerializeToString(), token or "")))
+            append(_delayed_message(delay, target, message, token))
         for target, egress in context.egresses:
-            parts.append(_wire.field_bytes(_wire.OUTGOING_EGRESS, target + _wire.field_bytes(
-                b"\x1a", egress.typed_value.SerializeToString())))
+            tv = egress._encoded or egress.encoded_value()
+            n = len(tv)
+            body = target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
+            n = len(body)
+            append(b"\x22" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body)
         result.state_bytes_written = written
         result.messages = len(context.messages)
         result.delayed = len(context.delayed) - cancellations
         result.cancellations = cancellations
         result.egresses = len(context.egresses)
         if parts:
-            result.response = _wire.field_bytes(_wire.INVOCATION_RESULT, b"".join(parts))
+            body = b"".join(parts)
+            n = len(body)
+            result.response = b"\xa2\x06" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+        return result
+
+    def _unserializable(self, batch: _Batch, index: int, ex: Exception) -> BatchResult:
+        result = batch.result
+        spec = batch.function.specs[index]
+        typename, id = batch.function.typename, batch.context._id
+        result.outcome = "error"
+        result.error = FunctionError(
+            f"function {typename} (id {id!r}): state {spec.name!r} could not be serialized as "
+            f"{spec.type.typename}: {type(ex).__name__}: {ex}", typename=typename, id=id)
+        result.error.__cause__ = ex
         return result
 
     # --- running coroutines and blocking functions -------------------------------------------------------
@@ -329,6 +345,34 @@ class RequestReplyHandler:
                     self._executor = concurrent.futures.ThreadPoolExecutor(
                         thread_name_prefix="statefun-blocking")
         return self._executor
+
+
+def _address(target: bytes, message: Message) -> bytes:
+    """Address bytes: the cached namespace and type fields, then the id (omitted when empty)."""
+    target_id = message.target_id.encode("utf-8")
+    n = len(target_id)
+    if not n:
+        return target
+    return target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + target_id
+
+
+def _outgoing_message(target: bytes, message: Message) -> bytes:
+    """InvocationResponse.outgoing_messages entry: Invocation {target = 1, argument = 2}, framed."""
+    address = _address(target, message)
+    tv = message._encoded or message.encoded_value()
+    n, m = len(address), len(tv)
+    body = (b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + address
+            + b"\x12" + (LEN[m] if m < LEN_TABLE_SIZE else varint(m)) + tv)
+    n = len(body)
+    return b"\x12" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+
+
+def _delayed_message(delay: int, target: bytes, message: Message, token: str | None) -> bytes:
+    """InvocationResponse.delayed_invocations entry for a delayed send, framed."""
+    body = _wire.delayed_invocation(delay, _address(target, message), message._encoded or message.encoded_value(),
+                                    token or "")
+    n = len(body)
+    return b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

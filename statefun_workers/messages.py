@@ -5,19 +5,63 @@ from __future__ import annotations
 from typing import Any
 
 from ._proto.request_reply_pb2 import TypedValue
-from .types import BoolType, DoubleType, FloatType, IntType, LongType, StringType, Type
+from ._wire import present_value
+from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongType, StringType, Type
 
 __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builder"]
 
 
-class Message:
+class _Value:
+    """The value part shared by messages and egress records.
+
+    A received value is the request's ``TypedValue``; a built one is kept as its encoded bytes (PERF: it goes
+    to the response as it is), and ``typed_value`` turns it into a ``TypedValue`` only when user code asks.
+    """
+
+    __slots__ = ("_typed_value", "_encoded")
+
+    def __init__(self) -> None:
+        self._typed_value: TypedValue | None = None
+        self._encoded: bytes | None = None
+
+    @property
+    def typed_value(self) -> TypedValue:
+        """The value as a protobuf ``TypedValue`` (typename, has_value, value)."""
+        tv = self._typed_value
+        if tv is None:
+            tv = self._typed_value = TypedValue.FromString(self._encoded)
+        return tv
+
+    @typed_value.setter
+    def typed_value(self, value: TypedValue) -> None:
+        self._typed_value = value
+        self._encoded = None
+
+    def encoded_value(self) -> bytes:
+        """The TypedValue's bytes, as they go into a response."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self.typed_value.SerializeToString()
+        return encoded
+
+    def value_typename(self) -> str:
+        """The typename the value was sent with."""
+        return self.typed_value.typename  # type: ignore[no-any-return]
+
+    def raw_value(self) -> bytes | None:
+        """The value's bytes as received, or ``None`` when there is no value."""
+        tv = self.typed_value
+        return tv.value if tv.has_value else None
+
+
+class Message(_Value):
     """A message to or from a function: its target address and its value (a ``TypedValue``).
 
     The typed accessors (``as_int()`` ...) read the value with the given type; like the official SDK's, they
     do not compare typenames (use ``is_int()`` ... for that) and return ``None`` when the message has no value.
     """
 
-    __slots__ = ("target_typename", "target_id", "typed_value")
+    __slots__ = ("target_typename", "target_id")
 
     def __init__(self, target_typename: str, target_id: str, typed_value: TypedValue) -> None:
         if not target_typename:
@@ -28,42 +72,43 @@ class Message:
             raise ValueError("typed_value can not be missing")
         self.target_typename = target_typename
         self.target_id = target_id
-        self.typed_value = typed_value
+        self._typed_value = typed_value
+        self._encoded = None
 
     def is_int(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/int"
+        return self.typed_value.typename == "io.statefun.types/int"  # type: ignore[no-any-return]
 
     def as_int(self) -> int | None:
         return self.as_type(IntType)  # type: ignore[no-any-return]
 
     def is_bool(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/bool"
+        return self.typed_value.typename == "io.statefun.types/bool"  # type: ignore[no-any-return]
 
     def as_bool(self) -> bool | None:
         return self.as_type(BoolType)  # type: ignore[no-any-return]
 
     def is_long(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/long"
+        return self.typed_value.typename == "io.statefun.types/long"  # type: ignore[no-any-return]
 
     def as_long(self) -> int | None:
         return self.as_type(LongType)  # type: ignore[no-any-return]
 
     def is_string(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/string"
+        return self.typed_value.typename == "io.statefun.types/string"  # type: ignore[no-any-return]
 
     def as_string(self) -> str | None:
-        tv = self.typed_value
         # PERF: the most common accessor skips the generic path.
+        tv = self._typed_value or self.typed_value
         return StringType.decode(tv.value) if tv.has_value else None  # type: ignore[no-any-return]
 
     def is_float(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/float"
+        return self.typed_value.typename == "io.statefun.types/float"  # type: ignore[no-any-return]
 
     def as_float(self) -> float | None:
         return self.as_type(FloatType)  # type: ignore[no-any-return]
 
     def is_double(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/double"
+        return self.typed_value.typename == "io.statefun.types/double"  # type: ignore[no-any-return]
 
     def as_double(self) -> float | None:
         return self.as_type(DoubleType)  # type: ignore[no-any-return]
@@ -74,23 +119,14 @@ class Message:
 
     def as_type(self, tpe: Type) -> Any:
         """Read the value as ``tpe``, or ``None`` when the message has no value."""
-        tv = self.typed_value
+        tv = self._typed_value or self.typed_value
         if not tv.has_value:
             return None
         return tpe.serializer().deserialize(tv.value)
 
-    def value_typename(self) -> str:
-        """The typename the value was sent with."""
-        return self.typed_value.typename  # type: ignore[no-any-return]
-
-    def raw_value(self) -> bytes | None:
-        """The value's bytes as received, or ``None`` when the message has no value."""
-        tv = self.typed_value
-        return tv.value if tv.has_value else None
-
     def __repr__(self) -> str:
         return (f"Message(target_typename={self.target_typename!r}, target_id={self.target_id!r}, "
-                f"value_typename={self.typed_value.typename!r})")
+                f"value_typename={self.value_typename()!r})")
 
 
 def incoming_message(target_typename: str, target_id: str, typed_value: TypedValue) -> Message:
@@ -102,14 +138,29 @@ def incoming_message(target_typename: str, target_id: str, typed_value: TypedVal
     message = Message.__new__(Message)
     message.target_typename = target_typename
     message.target_id = target_id
-    message.typed_value = typed_value
+    message._typed_value = typed_value
+    message._encoded = None
     return message
 
 
-class EgressMessage:
+def built_message(target_typename: str, target_id: str, encoded: bytes) -> Message:
+    """A message made by a builder, its TypedValue already encoded; the checks are the constructor's."""
+    if not target_typename:
+        raise ValueError("target_typename can not be missing")
+    if not target_id:
+        raise ValueError("target_id can not be missing")
+    message = Message.__new__(Message)
+    message.target_typename = target_typename
+    message.target_id = target_id
+    message._typed_value = None
+    message._encoded = encoded
+    return message
+
+
+class EgressMessage(_Value):
     """A record for the egress named ``typename`` (as declared in the StateFun module)."""
 
-    __slots__ = ("typename", "typed_value")
+    __slots__ = ("typename",)
 
     def __init__(self, typename: str, typed_value: TypedValue) -> None:
         if not typename:
@@ -117,24 +168,31 @@ class EgressMessage:
         if not typed_value:
             raise ValueError("value is missing")
         self.typename = typename
-        self.typed_value = typed_value
-
-    def value_typename(self) -> str:
-        return self.typed_value.typename  # type: ignore[no-any-return]
-
-    def raw_value(self) -> bytes | None:
-        tv = self.typed_value
-        return tv.value if tv.has_value else None
+        self._typed_value = typed_value
+        self._encoded = None
 
     def __repr__(self) -> str:
-        return f"EgressMessage(typename={self.typename!r}, value_typename={self.typed_value.typename!r})"
+        return f"EgressMessage(typename={self.typename!r}, value_typename={self.value_typename()!r})"
 
 
-def typed_value(tpe: Type, value: Any) -> TypedValue:
-    """Serialize ``value`` as ``tpe`` into a TypedValue."""
+def built_egress(typename: str, encoded: bytes) -> EgressMessage:
+    """An egress record made by a builder, its TypedValue already encoded."""
+    if not typename:
+        raise ValueError("typename is missing")
+    message = EgressMessage.__new__(EgressMessage)
+    message.typename = typename
+    message._typed_value = None
+    message._encoded = encoded
+    return message
+
+
+def encode_value(tpe: Type, value: Any) -> bytes:
+    """Serialize ``value`` as ``tpe`` into the bytes of a TypedValue."""
+    if type(tpe) is BuiltinType:
+        return present_value(tpe.typename, tpe.encode(value))
     if isinstance(tpe, type) or not hasattr(tpe, "typename"):
         raise TypeError(f"value_type must be a StateFun Type, not {tpe!r}")
-    return TypedValue(typename=tpe.typename, has_value=True, value=tpe.serializer().serialize(value))
+    return present_value(tpe.typename, tpe.serializer().serialize(value))
 
 
 _KEYWORD_TYPES = {
@@ -166,7 +224,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     if not value_type:
         raise ValueError("Could not deduce the value type, please specify the type explicitly. via passing: "
                          "value=<the value>, value_type=<the type>")
-    return Message(target_typename, target_id, typed_value(value_type, value))
+    return built_message(target_typename, target_id, encode_value(value_type, value))
 
 
 def egress_message_builder(target_typename: str, value: Any, value_type: Type) -> EgressMessage:
@@ -177,4 +235,4 @@ def egress_message_builder(target_typename: str, value: Any, value_type: Type) -
         raise ValueError("value can not be missing")
     if value_type is None:
         raise ValueError("value_type can not be missing")
-    return EgressMessage(target_typename, typed_value(value_type, value))
+    return built_egress(target_typename, encode_value(value_type, value))

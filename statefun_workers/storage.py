@@ -16,7 +16,7 @@ from typing import Any
 
 from ._proto.request_reply_pb2 import TypedValue
 from .errors import ConfigurationError
-from .types import BuiltinType
+from .types import BuiltinType, codec
 from .valuespec import ValueSpec
 
 __all__ = ["Cell", "make_storage_class"]
@@ -108,15 +108,8 @@ def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
     return type(f"Storage[{typename}]", (), namespace)
 
 
-def cell_factory(spec: ValueSpec) -> Callable[[TypedValue | None], Cell]:
-    """Bind a spec's typename, decoder and assignment check once; return a maker of its cells."""
-    from .types import codec
-
-    typename = spec.type.typename
+def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], None] | None]:
+    """Resolve once what every Cell of a spec needs: (state name, typename, decoder, assignment check)."""
     _, decode = codec(spec.type)
     check = spec.type.check if isinstance(spec.type, BuiltinType) else None
-
-    def make(received: TypedValue | None) -> Cell:
-        return Cell(received, typename, decode, check)
-
-    return make
+    return spec.name, spec.type.typename, decode, check
