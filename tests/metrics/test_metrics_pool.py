@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Samples
+from conftest import REPO, Samples, dashboard_queries
 from metrics_functions import COUNTER, FAILING, STATELESS
 from pool import Pool, free_port, from_function, start_pool, state_bytes, to_function
 
@@ -30,6 +30,7 @@ from statefun_workers.metrics import DURATION_BUCKETS
 
 pytestmark = pytest.mark.server
 
+RULES = REPO / "deploy" / "prometheus" / "statefun-rules.yml"
 UNKNOWN_TYPENAME = "test.metrics/not-bound"
 COUNTERS = ("statefun_invocations_total", "statefun_batches_total", "statefun_state_bytes_total",
             "statefun_outgoing_total", "statefun_errors_total", "statefun_busy_seconds_total",
@@ -208,6 +209,7 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{RULES}']\n"
         "scrape_configs:\n"
         f"  - job_name: statefun\n    static_configs: [{{targets: ['127.0.0.1:{pool.port}']}}]\n")
     with open(tmp_path / "prometheus.log", "wb") as prom_log:
@@ -233,7 +235,7 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
             except OSError:
                 continue
             # NOTE: the first rates extrapolate from a sample or two taken as the load began; wait for a few.
-            if util and rates.get(STATELESS, 0) > 30:
+            if util and rates.get(STATELESS, 0) > 30 and prom_query(port, "job:statefun_utilisation:ratio_rate1m"):
                 break
         assert util, (tmp_path / "prometheus.log").read_text()
         value = float(util[0]["value"][1])  # type: ignore[index]
@@ -243,6 +245,10 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
         assert rates.get(COUNTER, 0.0) == 0.0
         up = prom_query(port, 'up{job="statefun"}')
         assert float(up[0]["value"][1]) == 1  # type: ignore[index]
+        recorded = prom_query(port, "job:statefun_utilisation:ratio_rate1m")
+        assert 0 < float(recorded[0]["value"][1]) <= 1.0  # type: ignore[index]
+        for query in dashboard_queries():  # a query Prometheus cannot run is a 400, which prom_query raises
+            prom_query(port, query)
     finally:
         stop.set()
         loader.join(5)
