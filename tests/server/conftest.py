@@ -1,0 +1,187 @@
+"""Fixtures that run the real server: ``gunicorn -c gunicorn.conf.py app`` on a free loopback port.
+
+Each server runs in its own process group, which teardown always kills (SIGTERM, then SIGKILL to the whole
+group), so a failing test never leaves workers behind. Readiness is polled, never slept for.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .wire import REPO
+
+HERE = Path(__file__).resolve().parent
+SERVED = "examples,e2e_functions:functions"
+"""What the shared server serves: the examples plus the test-only functions (also checks the merge)."""
+
+
+def poll(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
+    """Wait until ``condition()`` is truthy and return it; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """A running gunicorn master and what the tests need to talk to it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.workers = workers
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "WEB_CONCURRENCY"))}
+        full_env.update({
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            "STATEFUN_FUNCTIONS": SERVED,
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
+            "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / "prom"),
+        })
+        full_env.update(env)
+        self._log = open(log_path, "wb")
+        # NOTE: -b on the command line overrides the config's 0.0.0.0 bind: the tests listen on loopback only.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "app"],
+            cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    # --- process control ---------------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until every worker has started its app and the port answers."""
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{self.log()}")
+            return len(self.worker_pids()) == self.workers and \
+                self.log().count("Application startup complete") >= self.workers and self._answers()
+        poll(ready, timeout)
+
+    def _answers(self) -> bool:
+        try:
+            return self.get("/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def worker_pids(self) -> set[int]:
+        """The master's live children (the workers), from /proc."""
+        pids = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == self.proc.pid and fields[0] != "Z":
+                pids.add(int(entry))
+        return pids
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if self.proc.poll() is None:
+                self.proc.wait(timeout=10)
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict[str, object]]:
+        """The JSON log lines (every line the server writes should be one)."""
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    # --- HTTP --------------------------------------------------------------------------------------------
+
+    def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def post(self, body: bytes, path: str = "/statefun", conn: http.client.HTTPConnection | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            conn.request("POST", path, body=body,
+                         headers={"Content-Type": "application/octet-stream", **(headers or {})})
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            if own:
+                conn.close()
+
+    def get(self, path: str, conn: http.client.HTTPConnection | None = None,
+            method: str = "GET") -> tuple[int, http.client.HTTPMessage, bytes]:
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            if own:
+                conn.close()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers with extra environment (``start_server(workers=1, STATEFUN_X="1")``); all stopped after."""
+    servers: list[Server] = []
+
+    def start(workers: int = 2, **env: str) -> Server:
+        directory = tmp_path / f"server{len(servers)}"
+        directory.mkdir()
+        server = Server(env, directory / "gunicorn.log", workers)
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One 2-worker server shared by a module's tests that leave it as they found it."""
+    directory = tmp_path_factory.mktemp("shared-server")
+    server = Server({"STATEFUN_MAX_REQUEST_BYTES": "65536"}, directory / "gunicorn.log", workers=2)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
