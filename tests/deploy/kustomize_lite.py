@@ -1,8 +1,8 @@
 """A small, strict renderer for the subset of kustomize that deploy/ uses.
 
-The tests read the manifests as Kubernetes would receive them, i.e. after `kubectl apply -k`. kubectl (with its
-built-in kustomize) is not always installed, so this module renders the kustomizations itself; where kubectl
-exists, a test checks that both renderings agree.
+The tests read the manifests as Kubernetes would receive them, i.e. after `kubectl apply -k`. kubectl (with
+its built-in kustomize) is not always installed, so this module renders the kustomizations itself; where
+kubectl exists, a test checks that both renderings agree.
 
 Supported, and nothing else (anything unknown raises ``Unsupported`` rather than rendering something wrong):
 
@@ -159,7 +159,7 @@ def _apply_patch(objects: list[Obj], patch: Obj, kfile: Path) -> list[Obj]:
 
 
 def merge(base: Any, patch: Any) -> Any:
-    """Strategic merge restricted to maps (merged) and lists (replaced); a null patch value removes the key."""
+    """Strategic merge limited to maps (merged) and lists (replaced); a null patch value removes the key."""
     if not isinstance(base, dict) or not isinstance(patch, dict):
         return copy.deepcopy(patch)
     out = copy.deepcopy(base)

@@ -1,8 +1,8 @@
 """The manifests agree with each other and with the server they deploy.
 
 Each test names one promise that breaks silently in a cluster if two files drift apart: a Service that selects
-no pod, a probe on a path the server does not serve, a grace period that kills in-flight batches, an autoscaler
-reading a metric nobody exports, a module that calls a host that does not exist.
+no pod, a probe on a path the server does not serve, a grace period that kills in-flight batches, an
+autoscaler reading a metric nobody exports, a module that calls a host that does not exist.
 """
 
 from __future__ import annotations
@@ -18,26 +18,27 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import (
+from k8s_manifests import (
     DEPLOY,
     POOL_KUSTOMIZATIONS,
     POOL_NAME,
     REPO,
+    adapter_rules,
     container,
     env_of,
+    example_typenames,
+    exported_series,
     find,
     find_all,
     flink_duration_seconds,
     labels_match,
+    promql_metric_names,
     setting,
 )
 
 # The server's routes (docs/contracts.md): what a probe or the module may name.
 SERVER_GET_PATHS = {"/healthz", "/readyz", "/metrics"}
 FUNCTION_PATH = re.compile(r"^/statefun(/[^/]+)?$")
-
-# The example functions the image serves by default (examples/), used where the examples cannot be imported.
-EXAMPLE_TYPENAMES = {"example/greeter", "com.example/user-shopping-cart", "com.example/stock"}
 
 
 def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
@@ -53,16 +54,6 @@ def port_number(c: dict[str, Any], port: int | str) -> int:
     return named[0]
 
 
-def example_typenames() -> set[str]:
-    """The typenames the default image serves, from the examples themselves when they import."""
-    try:
-        sys.path.insert(0, str(REPO))
-        from examples import functions  # noqa: PLC0415
-    except ImportError:
-        return EXAMPLE_TYPENAMES
-    finally:
-        sys.path.remove(str(REPO))
-    return {str(t) for t in functions.functions}
 
 
 def gunicorn_settings(env: dict[str, str]) -> dict[str, Any] | None:
@@ -72,7 +63,8 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, Any] | None:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "PROMETHEUS_"))}
     full_env.update(env)
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the path only exists in the pod
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True,
+                          text=True,
                           timeout=60)
     if proc.returncode != 0 and "No module named 'statefun_workers.gunicorn_config'" in proc.stderr:
         return None
@@ -80,7 +72,7 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, Any] | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# ---- Deployment, Service, PodDisruptionBudget ---------------------------------------------------------------------
+# ---- Deployment, Service, PodDisruptionBudget --------------------------------------------------------------
 
 def test_deployment_selects_its_own_pods(pool_deployment) -> None:
     assert labels_match(pool_deployment["spec"]["selector"], pod_labels(pool_deployment))
@@ -131,7 +123,7 @@ def test_probes_use_the_server_paths_on_the_served_port(pool_container) -> None:
         get = probe["httpGet"]
         assert get["path"] in SERVER_GET_PATHS - {"/metrics"}, kind
         assert port_number(pool_container, get["port"]) == int(setting(pool_container, "PORT")), kind
-    # Readiness must be the endpoint that turns 503 while draining; liveness must not (a draining pool is alive).
+    # Readiness must be the endpoint that turns 503 while draining; liveness must not (a draining pool lives).
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
@@ -187,7 +179,7 @@ def test_resources_make_whole_cores_for_the_workers(pool_container) -> None:
     assert "WEB_CONCURRENCY" not in env_of(pool_container), "workers follow the CPU limit"
 
 
-# ---- security -----------------------------------------------------------------------------------------------------
+# ---- security ----------------------------------------------------------------------------------------------
 
 def test_pool_runs_non_root_read_only_without_privileges(pool_deployment, pool_container) -> None:
     pod = pool_deployment["spec"]["template"]["spec"]
@@ -218,7 +210,8 @@ def test_metrics_directory_is_an_in_memory_volume(pool_deployment, pool_containe
     directory = env_of(pool_container)["PROMETHEUS_MULTIPROC_DIR"]
     mounts = {m["mountPath"]: m["name"] for m in pool_container["volumeMounts"]}
     assert directory in mounts, "PROMETHEUS_MULTIPROC_DIR must be a mounted volume (the root is read-only)"
-    assert not [m for m in pool_container["volumeMounts"] if m["mountPath"] == directory and m.get("readOnly")]
+    assert not [m for m in pool_container["volumeMounts"]
+                if m["mountPath"] == directory and m.get("readOnly")]
     volumes = {v["name"]: v for v in pool_deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes[mounts[directory]]["emptyDir"]["medium"] == "Memory"
 
@@ -227,7 +220,7 @@ def test_tmp_is_writable(pool_container) -> None:
     assert "/tmp" in {m["mountPath"] for m in pool_container["volumeMounts"]}
 
 
-# ---- NetworkPolicy ------------------------------------------------------------------------------------------------
+# ---- NetworkPolicy -----------------------------------------------------------------------------------------
 
 def _policy_rules(base) -> list[dict[str, Any]]:
     policy = find(base, "NetworkPolicy")
@@ -269,7 +262,8 @@ def test_network_policy_lets_prometheus_scrape_the_monitored_port(base, pool_con
     allowed = set()
     for rule in _policy_rules(base):
         for peer in rule["from"]:
-            if "namespaceSelector" in peer and labels_match(peer["namespaceSelector"], prometheus["namespace"]) \
+            if "namespaceSelector" in peer \
+                    and labels_match(peer["namespaceSelector"], prometheus["namespace"]) \
                     and labels_match(peer["podSelector"], prometheus["pod"]):
                 allowed |= {port_number(pool_container, p["port"]) for p in rule["ports"]}
     assert scrape_ports and scrape_ports <= allowed
@@ -283,37 +277,12 @@ def test_pod_monitor_scrapes_the_pool_metrics_path(base, pool_deployment, pool_c
         assert ep["path"] == "/metrics"
 
 
-# ---- autoscaling --------------------------------------------------------------------------------------------------
-
-def exported_series() -> set[str]:
-    """The sample names the pool exports, from statefun_workers.metrics, else from docs/contracts.md."""
-    try:
-        from statefun_workers.metrics import FAMILIES  # noqa: PLC0415
-    except ImportError:
-        contract = (REPO / "docs" / "contracts.md").read_text()
-        return set(re.findall(r"`(statefun_[a-z_]+)", contract))
-    names = set()
-    for family, (kind, _help) in FAMILIES.items():
-        if kind == "counter":
-            names.add(f"{family}_total")
-        elif kind == "histogram":
-            names |= {f"{family}_bucket", f"{family}_sum", f"{family}_count"}
-        else:
-            names.add(family)
-    return names
+# ---- autoscaling -------------------------------------------------------------------------------------------
 
 
-def promql_metric_names(query: str) -> set[str]:
-    """Metric names a PromQL expression reads (identifiers followed by a selector or range)."""
-    query = query.replace("<<.Series>>", "")
-    return set(re.findall(r"\b(statefun_[a-z_]+)\s*[{\[]", query))
 
 
-def adapter_rules() -> list[dict[str, Any]]:
-    rules = yaml.safe_load((DEPLOY / "k8s" / "prometheus-adapter" / "rules.yaml").read_text())["rules"]
-    values = yaml.safe_load((DEPLOY / "k8s" / "prometheus-adapter" / "values.yaml").read_text())
-    assert values["rules"]["custom"] == rules, "values.yaml and rules.yaml carry different rules"
-    return rules
+
 
 
 @pytest.mark.parametrize("kustomization", POOL_KUSTOMIZATIONS)
@@ -386,7 +355,7 @@ def test_the_utilisation_signal_is_the_one_the_metrics_issue_defines() -> None:
     assert shape.search(so["spec"]["triggers"][0]["metadata"]["query"])
 
 
-# ---- the StateFun module ------------------------------------------------------------------------------------------
+# ---- the StateFun module -----------------------------------------------------------------------------------
 
 def endpoints(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c["spec"] for c in components if c["kind"] == "io.statefun.endpoints.v2/http"]
@@ -449,7 +418,7 @@ def test_transport_timeouts_fit_the_pool_settings(module_components, pool_deploy
     for spec in endpoints(module_components):
         transport = spec["transport"]
         assert transport["type"] == "io.statefun.transports.v1/async"
-        assert "timeouts" not in transport, "a `timeouts` object silently overrides call/connect (protocol §2.11)"
+        assert "timeouts" not in transport, "a `timeouts` object overrides call/connect"
         call = flink_duration_seconds(transport["call"])
         connect = flink_duration_seconds(transport["connect"])
         pool_ttl = flink_duration_seconds(transport["pool_ttl"])

@@ -1,4 +1,4 @@
-"""The kustomizations render, to the objects each one promises; and the renderer the other tests use is right."""
+"""The kustomizations render to the objects each one promises; the renderer the other tests use is right."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import KUSTOMIZATIONS, POOL_KUSTOMIZATIONS, POOL_NAME, REPO, find, find_all
+from k8s_manifests import KUSTOMIZATIONS, POOL_KUSTOMIZATIONS, POOL_NAME, REPO, find, find_all
 from kustomize_lite import Unsupported, object_id, render
 
 EXPECTED_KINDS = {
@@ -70,7 +70,7 @@ def _normalise(objects: list[dict]) -> dict:
     return {object_id(o): o for o in objects}
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) is not installed")
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("kustomization", sorted(KUSTOMIZATIONS))
 def test_renderer_agrees_with_kubectl_kustomize(kustomization: str) -> None:
     out = subprocess.run(["kubectl", "kustomize", str(REPO / kustomization)], capture_output=True, text=True,
@@ -79,7 +79,7 @@ def test_renderer_agrees_with_kubectl_kustomize(kustomization: str) -> None:
     assert _normalise(render(REPO / kustomization)) == _normalise(theirs)
 
 
-# ---- the renderer itself --------------------------------------------------------------------------------------
+# ---- the renderer itself -----------------------------------------------------------------------------------
 
 def _write(directory: Path, files: dict[str, str]) -> None:
     for name, text in files.items():

@@ -2,7 +2,8 @@
 
 Built-in kinds are checked strictly (unknown fields rejected) with the schemas the kubernetes-validate package
 ships, for the oldest Kubernetes these manifests support (1.30: the preStop `sleep` action is on by default
-from there) and the newest the package knows. Custom resources (PodMonitor, ScaledObject) have no schema there:
+from there) and the newest the package knows. Custom resources (PodMonitor, ScaledObject) have no schema
+there:
 their apiVersion, kind, required fields and value types are checked here, and any Kubernetes type they embed
 (the HPA behaviour in a ScaledObject) is validated by wrapping it into the built-in object it comes from.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import KUSTOMIZATIONS, REPO
+from k8s_manifests import KUSTOMIZATIONS, REPO
 from kustomize_lite import find_kustomization, object_id, render
 
 OLDEST_SUPPORTED = "1.30"
@@ -47,7 +48,8 @@ def validate_strictly(obj: dict[str, Any], version: str) -> None:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as e:
         path = ".".join(str(p) for p in e.path)
-        pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {version} at {path}: {e.message}")
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        pytest.fail(f"{name} invalid for Kubernetes {version} at {path}: {e.message}")
 
 
 @pytest.mark.parametrize("version", [OLDEST_SUPPORTED, NEWEST_KNOWN])
@@ -75,10 +77,11 @@ def test_custom_kinds_are_the_only_ones_without_a_schema() -> None:
                 kubernetes_validate.validate(obj, NEWEST_KNOWN, strict=True)
 
 
-# ---- custom resources -------------------------------------------------------------------------------------------
+# ---- custom resources --------------------------------------------------------------------------------------
 
 # Prometheus Operator's Duration type.
-PROM_DURATION = re.compile(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
+PROM_DURATION = re.compile(
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -110,8 +113,8 @@ def test_pod_monitor_is_well_formed(pm: dict[str, Any]) -> None:
     assert pm["apiVersion"] == "monitoring.coreos.com/v1"
     _check_metadata(pm)
     spec = pm["spec"]
-    assert set(spec) <= {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel", "podTargetLabels",
-                         "sampleLimit", "targetLimit"}, set(spec)
+    assert set(spec) <= {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel",
+                         "podTargetLabels", "sampleLimit", "targetLimit"}, set(spec)
     # The selector is required; an empty one would scrape every pod in the namespace.
     assert spec["selector"].get("matchLabels") or spec["selector"].get("matchExpressions")
     assert spec["podMetricsEndpoints"], "no endpoint to scrape"
@@ -163,7 +166,7 @@ def test_scaled_object_is_well_formed(so: dict[str, Any]) -> None:
         }, OLDEST_SUPPORTED)
 
 
-# ---- no stray manifests -----------------------------------------------------------------------------------------
+# ---- no stray manifests ------------------------------------------------------------------------------------
 
 # YAML under deploy/k8s and deploy/statefun that is not a Kubernetes object applied by a kustomization.
 NOT_OBJECTS = {
