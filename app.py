@@ -1,7 +1,8 @@
 """The ASGI application gunicorn serves: ``gunicorn -c gunicorn.conf.py app``.
 
 It serves the registries named by ``STATEFUN_FUNCTIONS`` (default: the example functions in ``examples/``).
-Importing it loads, merges and freezes them; with ``preload_app`` that happens once, in the master, before fork.
+Importing it loads, merges and freezes them; with ``preload_app`` that happens once, in the master, before
+fork.
 """
 
 from statefun_workers.loading import load_functions

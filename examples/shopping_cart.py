@@ -30,7 +30,8 @@ ClearCart = make_json_type("com.example/ClearCart")  # {"user_id"}
 Checkout = make_json_type("com.example/Checkout")  # {"user_id"}
 RestockItem = make_json_type("com.example/RestockItem")  # {"item_id", "quantity"}
 RequestItem = make_json_type("com.example/RequestItem")  # {"quantity"}
-ItemAvailability = make_json_type("com.example/ItemAvailability")  # {"status": "IN_STOCK"|"OUT_OF_STOCK", ...}
+# {"status": "IN_STOCK" or "OUT_OF_STOCK", "quantity"}
+ItemAvailability = make_json_type("com.example/ItemAvailability")
 Basket = make_json_type("com.example/Basket")  # {item_id: quantity}
 
 functions = StatefulFunctions()
@@ -52,7 +53,8 @@ def user_shopping_cart(context: Context, message: Message) -> None:
     elif message.is_type(ClearCart):
         for item_id, quantity in (context.storage.basket or {}).items():
             context.send(message_builder(target_typename=STOCK, target_id=item_id,
-                                         value={"item_id": item_id, "quantity": quantity}, value_type=RestockItem))
+                                         value={"item_id": item_id, "quantity": quantity},
+                                         value_type=RestockItem))
         del context.storage.basket
     elif message.is_type(Checkout):
         basket = context.storage.basket or {}
@@ -78,6 +80,7 @@ def stock(context: Context, message: Message) -> None:
             status = "OUT_OF_STOCK"
         caller = context.caller
         context.send(message_builder(target_typename=caller.typename, target_id=caller.id,
-                                     value={"status": status, "quantity": wanted}, value_type=ItemAvailability))
+                                     value={"status": status, "quantity": wanted},
+                                     value_type=ItemAvailability))
     else:
         raise ValueError(f"{STOCK} got a message of unexpected type {message.value_typename()}")

@@ -7,16 +7,17 @@ Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an ins
 Every setting comes from the environment through :class:`statefun_workers.settings.Settings` (names and
 defaults in ``docs/contracts.md``). Choices, and why:
 
-* one worker per usable CPU (``WEB_CONCURRENCY``, else the cgroup CPU quota, else the CPUs this process may run
-  on): a worker is an event loop doing CPU-bound protobuf work, so more workers than cores only adds switching;
+* one worker per usable CPU (``WEB_CONCURRENCY``, else the cgroup CPU quota, else the CPUs this process may
+  run on): a worker is an event loop doing CPU-bound protobuf work, so more workers than cores only adds
+  switching;
 * the app is preloaded and its registry frozen in the master, and ``gc.freeze()`` runs before the first fork,
   so workers share the loaded code pages instead of copying them on first garbage collection;
 * heartbeat files live in ``/dev/shm``: on a disk-backed ``/tmp`` a slow ``utime`` can get a healthy worker
   killed for a missed heartbeat;
 * keep-alive (20 s) outlasts the runtime's connection pool TTL (15 s + up to 3 s), so the runtime, not the
   server, closes idle pooled connections and never sends a batch on a connection being closed;
-* ``graceful_timeout`` = drain + ``STATEFUN_GRACEFUL_TIMEOUT`` + a margin: the master must not SIGKILL a worker
-  that is still draining or finishing batches (the worker enforces the inner deadlines itself).
+* ``graceful_timeout`` = drain + ``STATEFUN_GRACEFUL_TIMEOUT`` + a margin: the master must not SIGKILL a
+  worker that is still draining or finishing batches (the worker enforces the inner deadlines itself).
 
 Each hook forwards to the function of the same name and signature in ``statefun_workers.multiprocess`` (the
 Prometheus multiprocess bookkeeping) when that module defines it; see ``docs/contracts.md``.
@@ -37,9 +38,10 @@ from statefun_workers.settings import Settings as _Settings
 # NOTE: gunicorn reads every global of this module whose name is a setting (with `python:`), and `import *`
 #   copies `__all__`; helpers are therefore `_`-prefixed.
 __all__ = [
-    "accesslog", "bind", "child_exit", "control_socket_disable", "graceful_timeout", "keepalive", "logconfig_dict",
-    "loglevel", "max_requests", "max_requests_jitter", "on_starting", "post_fork", "preload_app", "proc_name",
-    "timeout", "when_ready", "worker_class", "worker_exit", "worker_tmp_dir", "workers",
+    "accesslog", "bind", "child_exit", "control_socket_disable", "graceful_timeout", "keepalive",
+    "logconfig_dict", "loglevel", "max_requests", "max_requests_jitter", "on_starting", "post_fork",
+    "preload_app", "proc_name", "timeout", "when_ready", "worker_class", "worker_exit", "worker_tmp_dir",
+    "workers",
 ]
 
 _SHUTDOWN_MARGIN_SECONDS = 2
@@ -61,7 +63,7 @@ loglevel = _settings.log_level
 logconfig_dict = _logconfig_dict(_settings.log_level)
 accesslog = None
 proc_name = "statefun-workers"
-# The control socket (gunicorn 25.1+) defaults to one path per user: two servers on one machine would share it.
+# The control socket (gunicorn 25.1+) defaults to one path per user: two servers on a machine would share it.
 control_socket_disable = True
 
 
@@ -101,5 +103,5 @@ def worker_exit(server: _Any, worker: _Any) -> None:
 
 
 def child_exit(server: _Any, worker: _Any) -> None:
-    """Master, after a worker exited for any reason (SIGKILL included): e.g. fold its metrics into the archive."""
+    """Master, after a worker exited for any reason (SIGKILL included): e.g. archive its metrics."""
     _forward("child_exit", server, worker)

@@ -30,7 +30,8 @@ def parse_sources(spec: str) -> list[tuple[str, str]]:
         if not module or not all(part.isidentifier() for part in module.split(".")) \
                 or not all(part.isidentifier() for part in attribute.split(".")):
             raise ConfigurationError(
-                f"STATEFUN_FUNCTIONS: {item!r} is not 'module' or 'module:attribute' (e.g. 'myapp.fns:functions')")
+                f"STATEFUN_FUNCTIONS: {item!r} is not 'module' or 'module:attribute'"
+                " (e.g. 'myapp.fns:functions')")
         sources.append((module, attribute))
     if not sources:
         raise ConfigurationError("STATEFUN_FUNCTIONS names no module")
@@ -44,7 +45,8 @@ def _resolve(module_name: str, attribute: str) -> StatefulFunctions:
     except ImportError as ex:
         # NOTE: only "this very module is missing" gets the friendly message; an ImportError raised *inside*
         #   the user's module keeps its traceback (chained), since that is the bug to fix.
-        raise ConfigurationError(f"STATEFUN_FUNCTIONS: cannot import {module_name!r} ({source}): {ex}") from ex
+        raise ConfigurationError(
+            f"STATEFUN_FUNCTIONS: cannot import {module_name!r} ({source}): {ex}") from ex
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
@@ -53,7 +55,8 @@ def _resolve(module_name: str, attribute: str) -> StatefulFunctions:
                 f"STATEFUN_FUNCTIONS: module {module_name!r} has no attribute {attribute!r}") from None
     if not isinstance(obj, StatefulFunctions):
         raise ConfigurationError(
-            f"STATEFUN_FUNCTIONS: {source} is a {type(obj).__name__}, not a statefun_workers.StatefulFunctions")
+            f"STATEFUN_FUNCTIONS: {source} is a {type(obj).__name__},"
+            " not a statefun_workers.StatefulFunctions")
     return obj
 
 
@@ -76,7 +79,8 @@ def load_functions(spec: str) -> StatefulFunctions:
         for typename, function in registry.functions.items():
             if typename in bound_by:
                 raise ConfigurationError(
-                    f"STATEFUN_FUNCTIONS: typename {typename!r} is bound by both {bound_by[typename]} and {source}")
+                    f"STATEFUN_FUNCTIONS: typename {typename!r} is bound by both {bound_by[typename]}"
+                    f" and {source}")
             bound_by[typename] = source
             merged.add(function)
     merged.freeze()

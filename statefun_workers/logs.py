@@ -27,7 +27,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "pid": record.process,
@@ -44,7 +45,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def logconfig_dict(level: str = "info") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` dict (gunicorn's ``logconfig_dict``) sending every log to stderr as JSON.
+    """A ``dictConfig`` dict (gunicorn's ``logconfig_dict``) sending every log to stderr as JSON.
 
     gunicorn's access log stays off: one line per batch would cost more than the batch itself, and the
     metrics already count requests.

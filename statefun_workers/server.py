@@ -1,8 +1,8 @@
 """The HTTP surface: Falcon ASGI resources around the core's ``RequestReplyHandler``.
 
 The resources only move bytes: read the body (refusing it early when it is too large), hand it to
-``RequestReplyHandler.dispatch_async``, and write the ``FromFunction`` back. Every error becomes an HTTP status
-in one place, :func:`_handle_statefun_error`, from the ``status`` each ``StatefunError`` class carries.
+``RequestReplyHandler.dispatch_async``, and write the ``FromFunction`` back. Every error becomes an HTTP
+status in one place, :func:`_handle_statefun_error`, from the ``status`` each ``StatefunError`` class carries.
 
 Routes (see ``docs/contracts.md``): ``POST /statefun`` and ``POST /statefun/{function_name}`` (the body's
 target decides, never the URL; a POST to any other unrouted path is served the same way, because the runtime
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["OCTET_STREAM", "PROCESS_READINESS", "NullRecorder", "Readiness", "Recorder", "create_app"]
 
 OCTET_STREAM = "application/octet-stream"
-"""The only Content-Type the runtime accepts on a 2xx: OkHttp compares the whole string, parameters included."""
+"""The only Content-Type the runtime accepts on a 2xx: OkHttp compares the whole string, parameters too."""
 _TEXT = "text/plain; charset=utf-8"
 
 log = logging.getLogger(f"{LOGGER_NAME}.server")
@@ -49,8 +49,8 @@ class Recorder(Protocol):
         """A batch request arrived (before its body is read)."""
 
     def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
-        """The request is answered after ``seconds``; ``result`` is None when the core never saw it (too large,
-        unreadable, a bug); ``request_bytes`` is the body size, -1 when unknown."""
+        """The request is answered after ``seconds``; ``result`` is None when the core never saw it (too
+        large, unreadable, a bug); ``request_bytes`` is the body size, -1 when unknown."""
 
 
 class NullRecorder:
@@ -87,7 +87,8 @@ class FunctionResource:
         self._limit = max_request_bytes
         self._recorder = recorder
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, function_name: str = "") -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                      function_name: str = "") -> None:
         recorder = self._recorder
         recorder.request_started()
         started = perf_counter()
@@ -107,9 +108,10 @@ class FunctionResource:
         limit = self._limit
         length = req.content_length
         if length is not None:
-            # NOTE: the runtime always sends Content-Length; refuse before reading a byte of an oversized body.
+            # NOTE: the runtime always sends Content-Length; refuse an oversized body before reading it.
             if length > limit:
-                raise RequestTooLargeError(f"request body of {length} bytes is over the limit of {limit} bytes")
+                raise RequestTooLargeError(
+                    f"request body of {length} bytes is over the limit of {limit} bytes")
             body = await req.stream.readall()
             if len(body) < length:
                 raise MalformedRequestError(

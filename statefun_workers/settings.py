@@ -29,7 +29,7 @@ class Settings:
     web_concurrency: int | None = None
     """Worker processes; None lets ``gunicorn_config`` derive it from the CPU quota."""
     functions: str = DEFAULT_FUNCTIONS
-    """``STATEFUN_FUNCTIONS``: comma-separated ``module`` or ``module:attribute`` of a ``StatefulFunctions``."""
+    """``STATEFUN_FUNCTIONS``: comma-separated ``module`` or ``module:attribute`` of ``StatefulFunctions``."""
     functions_from_env: bool = False
     """Whether ``functions`` came from the environment (else it is the bundled examples)."""
     max_request_bytes: int = 32 * 1024 * 1024
@@ -38,7 +38,7 @@ class Settings:
     timeout: float = 60.0
     """gunicorn's heartbeat timeout: a worker silent for this long is killed and replaced."""
     keepalive: float = 20.0
-    """Idle keep-alive seconds; above the runtime's pool TTL (15 s + up to 3 s) so the runtime closes first."""
+    """Idle keep-alive seconds; above the runtime's pool TTL (15 s + up to 3 s): the runtime closes first."""
     max_requests: int = 0
     max_requests_jitter: int = 0
     drain_seconds: float = 0.0
@@ -55,7 +55,8 @@ class Settings:
         functions = env.get("STATEFUN_FUNCTIONS", "").strip()
         level = env.get("STATEFUN_LOG_LEVEL", "info").strip().lower()
         if level not in _LOG_LEVELS:
-            raise ConfigurationError(f"STATEFUN_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+            raise ConfigurationError(
+                f"STATEFUN_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
         return cls(
             port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
             web_concurrency=_optional_int(env, "WEB_CONCURRENCY", minimum=1),
@@ -110,5 +111,6 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: floa
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not value >= minimum or value == float("inf"):  # NOTE: `not >=` also rejects NaN.
-        raise ConfigurationError(f"{name} must be a finite number of seconds, at least {minimum:g}, got {raw!r}")
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds, at least {minimum:g}, got {raw!r}")
     return value

@@ -4,9 +4,9 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
 
 * the event loop and HTTP parser are pinned to uvloop and httptools (the fastest pair measured here), the
   access log is off (one line per batch costs more than the batch), and so is uvicorn's ``server`` header;
-* SIGTERM first turns ``/readyz`` to 503 and, with ``STATEFUN_DRAIN_SECONDS`` > 0, keeps serving for that long so
-  that Kubernetes can take the pod out of its Service before the worker stops accepting; then uvicorn's
-  graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;
+* SIGTERM first turns ``/readyz`` to 503 and, with ``STATEFUN_DRAIN_SECONDS`` > 0, keeps serving for that
+  long so that Kubernetes can take the pod out of its Service before the worker stops accepting; then
+  uvicorn's graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;
 * the worker then returns normally instead of re-raising SIGTERM at itself, so gunicorn's ``worker_exit`` hook
   runs (the metrics use it).
 """

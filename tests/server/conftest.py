@@ -64,7 +64,8 @@ class Server:
         self._log = open(log_path, "wb")
         # NOTE: -b on the command line overrides the config's 0.0.0.0 bind: the tests listen on loopback only.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "app"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
+             "app"],
             cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     # --- process control ---------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers with extra environment (``start_server(workers=1, STATEFUN_X="1")``); all stopped after."""
+    """Start servers with extra environment (``start_server(workers=1, STATEFUN_X="1")``); stopped after."""
     servers: list[Server] = []
 
     def start(workers: int = 2, **env: str) -> Server:

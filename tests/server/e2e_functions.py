@@ -22,7 +22,7 @@ def _wait_for(path: str, timeout: float = 10.0) -> None:
 
 @functions.bind(typename="test/slow")
 async def slow(context: Context, message: Message) -> None:
-    """``"<marker path> <seconds>"``: touch the marker, sleep on the event loop, then emit an egress record."""
+    """``"<marker path> <seconds>"``: touch the marker, sleep on the event loop, then emit an egress."""
     marker, seconds = message.as_string().rsplit(" ", 1)
     open(marker, "w").close()
     await asyncio.sleep(float(seconds))

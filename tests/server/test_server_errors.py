@@ -43,7 +43,8 @@ def test_garbage_body_is_400_with_a_message(server: Server) -> None:
 def test_unknown_function_is_503_naming_it(server: Server) -> None:
     conn = server.connect()
     try:
-        status, _, body = server.post(to_function("example/no-such-function", "x1", [string_arg("hi")]), conn=conn)
+        body = to_function("example/no-such-function", "x1", [string_arg("hi")])
+        status, _, body = server.post(body, conn=conn)
         assert status == 503  # retried by both runtime transports: a rolling deploy heals it
         assert b"example/no-such-function" in body
         _serves_after(server, conn)

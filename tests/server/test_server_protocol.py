@@ -8,7 +8,16 @@ import statefun
 from statefun_workers._proto import request_reply_pb2 as pb2
 
 from .conftest import Server
-from .wire import REPO, greeter_request, json_arg, load_with_official_sdk, parse, string_arg, to_function, typed
+from .wire import (
+    REPO,
+    greeter_request,
+    json_arg,
+    load_with_official_sdk,
+    parse,
+    string_arg,
+    to_function,
+    typed,
+)
 
 pytestmark = pytest.mark.server
 
@@ -30,8 +39,9 @@ REQUESTS = {
     "greeter, state not registered yet": to_function("example/greeter", "Alice", [string_arg("Alice")]),
     "greeter, first visit": greeter_request("Alice", seen=None),
     "greeter, batch of three": greeter_request("Bob", seen=5, messages=3),
-    "cart, add to cart": to_function(CART, "u1", [json_arg("com.example/AddToCart",
-                                                           {"user_id": "u1", "item_id": "apple", "quantity": 2})],
+    "cart, add to cart": to_function(CART, "u1",
+                                     [json_arg("com.example/AddToCart",
+                                               {"user_id": "u1", "item_id": "apple", "quantity": 2})],
                                      state={"basket": None}),
     "cart, item in stock": to_function(CART, "u1", [json_arg("com.example/ItemAvailability",
                                                              {"status": "IN_STOCK", "quantity": 2})],
@@ -46,7 +56,8 @@ REQUESTS = {
     "stock, restock": to_function(STOCK, "apple", [json_arg("com.example/RestockItem",
                                                             {"item_id": "apple", "quantity": 5})],
                                   state={"stock": None}),
-    "stock, request in stock": to_function(STOCK, "apple", [json_arg("com.example/RequestItem", {"quantity": 2})],
+    "stock, request in stock": to_function(STOCK, "apple",
+                                           [json_arg("com.example/RequestItem", {"quantity": 2})],
                                            state={"stock": _int(3)}, caller=(CART, "u1")),
     "stock, request out of stock": to_function(STOCK, "apple",
                                                [json_arg("com.example/RequestItem", {"quantity": 2})],

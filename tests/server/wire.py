@@ -39,7 +39,7 @@ def json_arg(typename: str, value: Any) -> pb2.TypedValue:
 def to_function(typename: str, id: str, args: list[pb2.TypedValue], *,
                 state: dict[str, pb2.TypedValue | None] | None = None,
                 caller: tuple[str, str] | None = None) -> bytes:
-    """A serialized ToFunction for ``typename``/``id``; ``state`` maps name -> value (None: registered, unset)."""
+    """A serialized ToFunction for ``typename``/``id``; ``state``: name -> value (None: registered, unset)."""
     namespace, name = typename.rsplit("/", 1)
     request = pb2.ToFunction()
     batch = request.invocation
