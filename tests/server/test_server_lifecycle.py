@@ -66,10 +66,16 @@ def test_drain_keeps_serving_unready_after_sigterm(start_server: Callable[..., S
     server = start_server(workers=1, STATEFUN_DRAIN_SECONDS="2", STATEFUN_GRACEFUL_TIMEOUT="2")
     assert server.get("/readyz")[0] == 200
     server.signal(signal.SIGTERM)
+    signalled = time.monotonic()
     poll(lambda: server.get("/readyz")[0] == 503, timeout=2)
-    assert server.get("/healthz")[0] == 200
-    status, _, answer = server.post(greeter_request("Drained", seen=1))
-    assert status == 200 and parse(answer).HasField("invocation_result")
+    # Throughout most of the drain, new connections are accepted: unready, yet alive and serving batches.
+    while time.monotonic() - signalled < 1.2:
+        assert server.get("/readyz")[0] == 503
+        assert server.get("/healthz")[0] == 200
+        status, _, answer = server.post(greeter_request("Drained", seen=1))
+        assert status == 200 and parse(answer).HasField("invocation_result")
+    # Then the worker stops accepting and the pool exits cleanly.
+    poll(lambda: _refuses_connections(server), timeout=5)
     assert server.proc.wait(timeout=10) == 0
 
 
