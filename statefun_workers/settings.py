@@ -30,8 +30,6 @@ class Settings:
     """Worker processes; None lets ``gunicorn_config`` derive it from the CPU quota."""
     functions: str = DEFAULT_FUNCTIONS
     """``STATEFUN_FUNCTIONS``: comma-separated ``module`` or ``module:attribute`` of ``StatefulFunctions``."""
-    functions_from_env: bool = False
-    """Whether ``functions`` came from the environment (else it is the bundled examples)."""
     max_request_bytes: int = 32 * 1024 * 1024
     graceful_timeout: float = 30.0
     """Seconds in-flight batches get to finish after a worker stops accepting."""
@@ -61,7 +59,6 @@ class Settings:
             port=_int(env, "PORT", 8000, minimum=1, maximum=65535),
             web_concurrency=_optional_int(env, "WEB_CONCURRENCY", minimum=1),
             functions=functions or DEFAULT_FUNCTIONS,
-            functions_from_env=bool(functions),
             max_request_bytes=_int(env, "STATEFUN_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1),
             graceful_timeout=_seconds(env, "STATEFUN_GRACEFUL_TIMEOUT", 30.0, minimum=0.0),
             timeout=_seconds(env, "STATEFUN_TIMEOUT", 60.0, minimum=1.0),
