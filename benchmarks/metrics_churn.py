@@ -66,7 +66,9 @@ def live_worker(path: str, pid: int, typenames: list[str]) -> Recorder:
     return rec
 
 
-def run(strategy: str, restarts: int, typenames: list[str], checkpoints: list[int]) -> list[tuple[int, float, int, float]]:
+def run(
+    strategy: str, restarts: int, typenames: list[str], checkpoints: list[int]
+) -> list[tuple[int, float, int, float]]:
     path = tempfile.mkdtemp(prefix=f"churn-{strategy}-")
     try:
         live = [live_worker(path, 1, typenames), live_worker(path, 2, typenames)]
@@ -104,10 +106,17 @@ def main() -> None:
     checkpoints = sorted({0, 10, 100, 250, 500, args.restarts} & set(range(args.restarts + 1)))
     results = {s: run(s, args.restarts, typenames, checkpoints) for s in ("archive", "upstream")}
     print(f"{args.typenames} typenames, 2 live workers; scrape = collect + text format, median of 3")
-    print(f"{'restarts':>8} | {'archive: scrape ms':>18} {'files':>6} {'child_exit ms':>13} | "
-          f"{'upstream: scrape ms':>19} {'files':>6}")
-    for (n, a_scrape, a_files, a_exit), (_, u_scrape, u_files, _) in zip(results["archive"], results["upstream"]):
-        print(f"{n:>8} | {a_scrape * 1e3:>18.2f} {a_files:>6} {a_exit * 1e3:>13.3f} | {u_scrape * 1e3:>19.2f} {u_files:>6}")
+    print(
+        f"{'restarts':>8} | {'archive: scrape ms':>18} {'files':>6} {'child_exit ms':>13} | "
+        f"{'upstream: scrape ms':>19} {'files':>6}"
+    )
+    for (n, a_scrape, a_files, a_exit), (_, u_scrape, u_files, _) in zip(
+        results["archive"], results["upstream"], strict=True
+    ):
+        print(
+            f"{n:>8} | {a_scrape * 1e3:>18.2f} {a_files:>6} {a_exit * 1e3:>13.3f} | "
+            f"{u_scrape * 1e3:>19.2f} {u_files:>6}"
+        )
 
 
 if __name__ == "__main__":

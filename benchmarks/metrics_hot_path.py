@@ -72,7 +72,9 @@ def prometheus_client_cost(path: str, n: int) -> float:
     read, written = state.labels("bench/fn", "read"), state.labels("bench/fn", "written")
     outgoing = Counter("outgoing", "h", ["typename", "kind"], registry=r)
     kinds = [outgoing.labels("bench/fn", k) for k in ("message", "delayed_message", "cancellation", "egress")]
-    duration = Histogram("duration", "h", ["typename"], buckets=DURATION_BUCKETS, registry=r).labels("bench/fn")
+    duration = Histogram("duration", "h", ["typename"], buckets=DURATION_BUCKETS, registry=r).labels(
+        "bench/fn"
+    )
     req = Histogram("req", "h", ["typename"], buckets=SIZE_BUCKETS, registry=r).labels("bench/fn")
     resp = Histogram("resp", "h", ["typename"], buckets=SIZE_BUCKETS, registry=r).labels("bench/fn")
     busy = Counter("busy", "h", registry=r)
@@ -86,7 +88,9 @@ def prometheus_client_cost(path: str, n: int) -> float:
         invocations.inc(res.invocations)
         read.inc(res.state_bytes_read)
         written.inc(res.state_bytes_written)
-        for child, value in zip(kinds, (res.messages, res.delayed, res.cancellations, res.egresses)):
+        for child, value in zip(
+            kinds, (res.messages, res.delayed, res.cancellations, res.egresses), strict=True
+        ):
             child.inc(value)
         duration.observe(0.0003)
         req.observe(200)

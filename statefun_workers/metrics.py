@@ -1,10 +1,10 @@
 """Prometheus metrics of the worker pool: declarations, the per-worker recorder, and the ``/metrics`` body.
 
-Why not prometheus-client's ``Counter``/``Histogram`` on the request path: in multiprocess mode every update
-takes a process-wide lock, checks the pid and packs into an mmap, about 1 µs per counter and 2 µs per histogram
-observation (measured, see ``docs/metrics.md``); a request updates ~15 series, which would eat a third of the
-~50 µs a request may cost at 20k requests/s per core. So the request path only adds to plain Python numbers
-(:class:`Recorder`, about 1 µs per request in all), and a daemon thread writes the cumulative totals into this
+Why not prometheus-client's ``Counter``/``Histogram`` on the request path: in multiprocess mode every
+update takes a process-wide lock, checks the pid and packs into an mmap, 1–2 µs each; a request updates ~15
+series, 25–40 µs in all (measured, ``benchmarks/metrics_hot_path.py``), most of the ~50 µs a request may cost
+at 20k requests/s per core. So the request path only adds to plain Python numbers (:class:`Recorder`,
+about 1.5 µs per request in all), and a daemon thread writes the cumulative totals into this
 worker's files of the multiprocess directory every :data:`FLUSH_INTERVAL` seconds, in prometheus-client's own
 file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's last flush runs at exit
 (``worker_exiting``), so nothing is lost when a worker is replaced; a scrape flushes its own worker first, and
@@ -55,13 +55,29 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DURATION_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
     60.0,
 )
-"""Upper bounds of ``statefun_batch_duration_seconds``: a simple batch takes 20–100 µs, a slow function seconds."""
+"""Upper bounds of ``statefun_batch_duration_seconds``: a simple batch takes 20–100 µs, a slow one seconds."""
 
 SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**k * 64) for k in range(10)) + (32.0 * 1024 * 1024,)
-"""Upper bounds (bytes) of the request/response size histograms: 64 B × 4^k up to 16 MiB, then the 32 MiB limit."""
+"""Upper bounds (bytes) of the request/response size histograms: 64 B × 4^k up to 16 MiB, then 32 MiB."""
 
 FLUSH_INTERVAL = float(os.environ.get("STATEFUN_METRICS_FLUSH_SECONDS", "0.1"))
 """Seconds between two flushes of a worker's totals: how stale a scrape may be for the other workers."""
@@ -79,7 +95,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "statefun_invocations": ("counter", "Messages handled, by target typename and outcome (ok|error)."),
     "statefun_batches": ("counter", "Requests (batches) handled, by outcome (ok|incomplete_context|error)."),
     "statefun_batch_duration_seconds": ("histogram", "Time to handle one request, parse to serialize."),
-    "statefun_state_bytes": ("counter", "Bytes of state values received (read) and sent in MODIFY (written)."),
+    "statefun_state_bytes": (
+        "counter",
+        "Bytes of state values received (read) and sent in MODIFY (written).",
+    ),
     "statefun_errors": ("counter", "Failed requests by StatefunError reason."),
     "statefun_outgoing": ("counter", "Effects sent back: messages, delayed messages, cancellations, egress."),
     "statefun_request_bytes": ("histogram", "Size of request bodies (ToFunction)."),
@@ -137,9 +156,25 @@ class _Totals:
     """Cumulative figures of one typename in this worker; only the request path writes them."""
 
     __slots__ = (
-        "typename", "dirty", "batches_ok", "batches_incomplete", "batches_error", "invocations_ok",
-        "invocations_error", "state_read", "state_written", "messages", "delayed", "cancellations", "egresses",
-        "duration_counts", "duration_sum", "request_counts", "request_sum", "response_counts", "response_sum",
+        "typename",
+        "dirty",
+        "batches_ok",
+        "batches_incomplete",
+        "batches_error",
+        "invocations_ok",
+        "invocations_error",
+        "state_read",
+        "state_written",
+        "messages",
+        "delayed",
+        "cancellations",
+        "egresses",
+        "duration_counts",
+        "duration_sum",
+        "request_counts",
+        "request_sum",
+        "response_counts",
+        "response_sum",
         "errors",
     )
 
@@ -162,32 +197,58 @@ class _Totals:
         """Yield ``(file prefix, family, sample name, labels, value)`` for every series of this typename."""
         t = (("typename", self.typename),)
         for outcome, value in (("ok", self.invocations_ok), ("error", self.invocations_error)):
-            yield "counter", "statefun_invocations", "statefun_invocations_total", t + (("outcome", outcome),), value
-        for outcome, value in (("ok", self.batches_ok), ("incomplete_context", self.batches_incomplete),
-                               ("error", self.batches_error)):
+            yield (
+                "counter",
+                "statefun_invocations",
+                "statefun_invocations_total",
+                t + (("outcome", outcome),),
+                value,
+            )
+        for outcome, value in (
+            ("ok", self.batches_ok),
+            ("incomplete_context", self.batches_incomplete),
+            ("error", self.batches_error),
+        ):
             yield "counter", "statefun_batches", "statefun_batches_total", t + (("outcome", outcome),), value
         for direction, value in (("read", self.state_read), ("written", self.state_written)):
-            yield ("counter", "statefun_state_bytes", "statefun_state_bytes_total",
-                   t + (("direction", direction),), value)
-        for kind, value in zip(OUTGOING_KINDS, (self.messages, self.delayed, self.cancellations, self.egresses)):
+            yield (
+                "counter",
+                "statefun_state_bytes",
+                "statefun_state_bytes_total",
+                t + (("direction", direction),),
+                value,
+            )
+        for kind, value in zip(
+            OUTGOING_KINDS, (self.messages, self.delayed, self.cancellations, self.egresses), strict=True
+        ):
             yield "counter", "statefun_outgoing", "statefun_outgoing_total", t + (("kind", kind),), value
         for reason, value in list(self.errors.items()):
             yield "counter", "statefun_errors", "statefun_errors_total", t + (("reason", reason),), value
-        yield from _histogram("statefun_batch_duration_seconds", t, DURATION_BUCKETS, self.duration_counts,
-                              self.duration_sum)
-        yield from _histogram("statefun_request_bytes", t, SIZE_BUCKETS, self.request_counts, self.request_sum)
-        yield from _histogram("statefun_response_bytes", t, SIZE_BUCKETS, self.response_counts, self.response_sum)
+        yield from _histogram(
+            "statefun_batch_duration_seconds", t, DURATION_BUCKETS, self.duration_counts, self.duration_sum
+        )
+        yield from _histogram(
+            "statefun_request_bytes", t, SIZE_BUCKETS, self.request_counts, self.request_sum
+        )
+        yield from _histogram(
+            "statefun_response_bytes", t, SIZE_BUCKETS, self.response_counts, self.response_sum
+        )
 
 
-_LE = tuple(floatToGoString(b) for b in DURATION_BUCKETS) + ("+Inf",)
-_SIZE_LE = tuple(floatToGoString(b) for b in SIZE_BUCKETS) + ("+Inf",)
+_LE = tuple(floatToGoString(b) for b in DURATION_BUCKETS) + ("+Inf",)  # type: ignore[no-untyped-call]
+_SIZE_LE = tuple(floatToGoString(b) for b in SIZE_BUCKETS) + ("+Inf",)  # type: ignore[no-untyped-call]
 
 
-def _histogram(family: str, labels: tuple[tuple[str, str], ...], bounds: tuple[float, ...], counts: list[int],
-               total: float) -> Iterable[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
-    """Samples of one histogram as prometheus-client stores them: per-bucket (not cumulative) counts and _sum."""
+def _histogram(
+    family: str,
+    labels: tuple[tuple[str, str], ...],
+    bounds: tuple[float, ...],
+    counts: list[int],
+    total: float,
+) -> Iterable[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
+    """One histogram's samples as prometheus-client stores them: per-bucket (not cumulative) counts, _sum."""
     les = _LE if bounds is DURATION_BUCKETS else _SIZE_LE
-    for le, count in zip(les, list(counts)):
+    for le, count in zip(les, list(counts), strict=True):
         yield "histogram", family, family + "_bucket", labels + (("le", le),), count
     yield "histogram", family, family + "_sum", labels, total
 
@@ -201,7 +262,9 @@ class _FileSink:
         self._files: dict[str, MmapedDict] = {}
         self._keys: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
-    def write(self, prefix: str, family: str, name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
+    def write(
+        self, prefix: str, family: str, name: str, labels: tuple[tuple[str, str], ...], value: float
+    ) -> None:
         """Store an absolute value; the key is the one prometheus-client's own metric would use."""
         key = self._keys.get((name, labels))
         if key is None:
@@ -211,12 +274,12 @@ class _FileSink:
         f = self._files.get(prefix)
         if f is None:
             path = os.path.join(self.directory, f"{prefix}_{self.pid}.db")
-            f = self._files[prefix] = MmapedDict(path)
-        f.write_value(key, float(value), 0.0)
+            f = self._files[prefix] = MmapedDict(path)  # type: ignore[no-untyped-call]
+        f.write_value(key, float(value), 0.0)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         for f in self._files.values():
-            f.close()
+            f.close()  # type: ignore[no-untyped-call]
         self._files.clear()
 
 
@@ -227,8 +290,9 @@ class Recorder:
     flush thread only reads what they write.
     """
 
-    def __init__(self, *, directory: str | None = None, pid: int | None = None,
-                 interval: float | None = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self, *, directory: str | None = None, pid: int | None = None, interval: float | None = FLUSH_INTERVAL
+    ) -> None:
         """``directory``/``pid``/``interval=None`` (no thread, flush by hand) let tests simulate workers."""
         self._directory = directory
         self._pid = pid
@@ -241,7 +305,7 @@ class Recorder:
         """Forget everything: the state of a fresh worker (also run in a forked child)."""
         sink = getattr(self, "_sink", None)
         if sink is not None:
-            sink.close()  # NOTE: in a forked child these are the child's own copies of the parent's descriptors.
+            sink.close()  # NOTE: in a forked child these are its own copies of the parent's descriptors.
         self.active = False
         self.in_flight = 0
         self.busy_since = 0.0
@@ -323,7 +387,9 @@ class Recorder:
             self.busy_since = perf_counter()
         self.in_flight += 1
 
-    def request_finished(self, result: BatchResultLike | None, seconds: float, request_bytes: int = -1) -> None:
+    def request_finished(
+        self, result: BatchResultLike | None, seconds: float, request_bytes: int = -1
+    ) -> None:
         """A request left the worker: ``seconds`` arrival to answer, ``request_bytes`` the body size if known.
 
         ``result`` is None when the core never saw the request (too large, unreadable body, internal error).
@@ -368,7 +434,7 @@ class Recorder:
         t.dirty = True
 
     def flush(self) -> None:
-        """Write the totals of every typename changed since the last flush, the in-flight gauge and busy time."""
+        """Write the totals of the typenames changed since the last flush, the in-flight gauge, busy time."""
         with self._lock:
             sink = self._sink
             if not self.active or sink is None:
@@ -376,7 +442,9 @@ class Recorder:
             for t in list(self._totals.values()):
                 if not t.dirty:
                     continue
-                t.dirty = False  # NOTE: cleared before reading, so an update racing with this flush is not lost.
+                t.dirty = (
+                    False  # NOTE: cleared before reading, so an update racing with this flush is not lost.
+                )
                 for sample in t.samples():
                     sink.write(*sample)
             in_flight = self.in_flight
@@ -388,8 +456,13 @@ class Recorder:
             busy = max(busy, self._busy_flushed)
             self._busy_flushed = busy
             sink.write("counter", "statefun_busy_seconds", "statefun_busy_seconds_total", (), busy)
-            sink.write("gauge_livesum", "statefun_requests_in_flight", "statefun_requests_in_flight", (),
-                       max(in_flight, 0))
+            sink.write(
+                "gauge_livesum",
+                "statefun_requests_in_flight",
+                "statefun_requests_in_flight",
+                (),
+                max(in_flight, 0),
+            )
 
 
 recorder = Recorder()
@@ -399,7 +472,7 @@ os.register_at_fork(after_in_child=recorder._reset)
 
 
 def make_recorder(typenames: Iterable[str] = ()) -> Recorder:
-    """The server's per-request hooks (docs/contracts.md): this process's :data:`recorder`, which survives fork.
+    """The server's per-request hooks (docs/contracts.md): this process's :data:`recorder` (survives fork).
 
     ``typenames`` (the bound functions) get their series zeroed when a worker starts.
     """
@@ -434,6 +507,6 @@ def render() -> tuple[bytes, str]:
     registry.register(multiprocess.LockedCollector(directory))
     body = generate_latest(registry)
     if recorder.private:
-        # NOTE: single process: prometheus-client's own metrics (user metrics, process, GC) live in its registry.
+        # NOTE: single process: prometheus-client's own metrics (user, process, GC) live in its registry.
         body += generate_latest(REGISTRY)
     return body, CONTENT_TYPE_LATEST

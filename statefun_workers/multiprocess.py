@@ -1,4 +1,4 @@
-"""The multiprocess metrics directory: wiped at master start, dead workers folded into an archive, locked scrapes.
+"""The multiprocess metrics directory: wiped at master start, dead workers folded into an archive.
 
 prometheus-client's multiprocess mode keeps one file per metric type per pid, and its ``mark_process_dead``
 removes only ``live*`` gauge files: counter and histogram files of dead workers stay, because deleting them
@@ -50,14 +50,19 @@ LOCK_FILE = ".statefun-metrics.lock"
 """Lock file in the multiprocess directory; not ``*.db``, so collectors never read it."""
 
 ARCHIVE = "archive"
-"""The "pid" part of archive file names: ``counter_archive.db``, ``histogram_archive.db``, ``summary_archive.db``."""
+"""The "pid" part of archive file names: ``counter_archive.db``, ``histogram_archive.db``, ...."""
 
 _MERGED_TYPES = ("counter", "histogram", "summary")
 """File types whose values add up over processes, so a dead worker's can be folded into a sum."""
 
-_EXITS_KEY = mmap_key("statefun_worker_exits", "statefun_worker_exits_total", [], [],
-                      "Worker processes that exited (restart, max_requests, crash).")
-"""Must equal metrics.FAMILIES["statefun_worker_exits"] (checked by tests); not imported to keep master lean."""
+_EXITS_KEY = mmap_key(
+    "statefun_worker_exits",
+    "statefun_worker_exits_total",
+    [],
+    [],
+    "Worker processes that exited (restart, max_requests, crash).",
+)
+"""Must match metrics.FAMILIES["statefun_worker_exits"] (a test checks); not imported by the master."""
 
 
 def prepare_directory(path: str | None = None) -> str:
@@ -74,10 +79,10 @@ def prepare_directory(path: str | None = None) -> str:
                 if entry.endswith((".db", ".db.tmp")):
                     os.unlink(os.path.join(path, entry))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    # NOTE: prometheus-client picks its value class once, at import. If it was imported before the variable was
-    # set, user metrics created later (in workers) would stay in memory and never reach the scrape.
+    # NOTE: prometheus-client picks its value class once, at import. If it was imported before the variable
+    #   was set, user metrics created later (in workers) would stay in memory and never reach the scrape.
     if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return path
 
 
@@ -97,7 +102,7 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Worker, exiting normally: flush its last totals (runs in the master too, harmlessly, for lost workers)."""
+    """Worker, exiting normally: flush its last totals (also runs in the master for lost workers: a no-op)."""
     from statefun_workers import metrics
 
     metrics.worker_exiting()
@@ -111,7 +116,7 @@ def child_exit(server: Any, worker: Any) -> None:
 def mark_process_dead(pid: int, path: str | None = None) -> None:
     """gunicorn ``child_exit``: drop the worker's live gauges and fold its counters into the archive."""
     path = path or os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    _upstream.mark_process_dead(pid, path)
+    _upstream.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
     compact(path, [pid])
 
 
@@ -130,7 +135,7 @@ def compact(path: str, pids: Iterable[int | str]) -> None:
             archive = os.path.join(path, f"{typ}_{ARCHIVE}.db")
             totals: dict[str, float] = {}
             for f in ([archive] if os.path.exists(archive) else []) + dead:
-                for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(f):
+                for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(f):  # type: ignore[no-untyped-call]
                     totals[key] = totals.get(key, 0.0) + value
             if typ == "counter":
                 totals[_EXITS_KEY] = totals.get(_EXITS_KEY, 0.0) + len(pids)
@@ -144,12 +149,12 @@ def _write(path: str, totals: dict[str, float]) -> None:
     tmp = path + ".tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    out = MmapedDict(tmp)
+    out = MmapedDict(tmp)  # type: ignore[no-untyped-call]
     try:
         for key, value in totals.items():
-            out.write_value(key, value, 0.0)
+            out.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
     finally:
-        out.close()
+        out.close()  # type: ignore[no-untyped-call]
     os.replace(tmp, path)
 
 
@@ -175,7 +180,7 @@ class LockedCollector:
             # NOTE: a file is empty only in the instant between a worker creating it and sizing it; it holds
             # nothing yet, and reading it would fail. Files only grow, so the check cannot go stale.
             files = [f for f in files if _size(f) > 0]
-            return list(_upstream.MultiProcessCollector.merge(files, accumulate=True))
+            return list(_upstream.MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
 
 
 def _size(path: str) -> int:

@@ -48,8 +48,15 @@ def scrape(mpdir: str) -> Callable[[], Samples]:
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboard.json"
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h", "${datasource}": "",
-                     "$namespace": ".*", "$job": ".*", "$typename": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "${datasource}": "",
+    "$namespace": ".*",
+    "$job": ".*",
+    "$typename": ".*",
+}
 
 
 def dashboard_queries() -> list[str]:

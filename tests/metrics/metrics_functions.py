@@ -35,10 +35,15 @@ def counter(context: Context, message: Message) -> None:
     if v % 2:
         context.send(message_builder(target_typename=ECHO, target_id=str(v), int_value=v))
     if v % 3 == 0:
-        context.send_egress(kafka_egress_message(typename="test.metrics/out", topic="t", key=str(v), value=str(v)))
+        context.send_egress(
+            kafka_egress_message(typename="test.metrics/out", topic="t", key=str(v), value=str(v))
+        )
     if v % 4 == 0:
-        context.send_after(timedelta(seconds=v), message_builder(target_typename=ECHO, target_id="d", int_value=v),
-                           cancellation_token=f"t{v}")
+        context.send_after(
+            timedelta(seconds=v),
+            message_builder(target_typename=ECHO, target_id="d", int_value=v),
+            cancellation_token=f"t{v}",
+        )
     if v % 7 == 0:
         context.cancel_delayed_message(f"t{v}")
 

@@ -1,4 +1,4 @@
-"""Run the real pool (``gunicorn -c gunicorn.conf.py app``) on loopback and talk to it, for the server tests."""
+"""Run the real pool (``gunicorn -c gunicorn.conf.py app``) on loopback and talk to it."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def int_value(v: int) -> TypedValue:
     return TypedValue(typename=INT_TYPENAME, has_value=True, value=b"\x0d" + struct.pack("<i", v))
 
 
-def to_function(typename: str, values: list[int], state: dict[str, int | None] | None = None,
-                id: str = "a") -> bytes:
+def to_function(
+    typename: str, values: list[int], state: dict[str, int | None] | None = None, id: str = "a"
+) -> bytes:
     """A batch for ``typename``; ``state`` maps names to a value, or None for "registered but empty"."""
     namespace, _, name = typename.partition("/")
     request = ToFunction()
@@ -107,26 +108,35 @@ def start_pool(tmp: Path, workers: int = 2, env: dict[str, str] | None = None) -
     log = tmp / "gunicorn.log"
     environ = dict(os.environ)
     environ.pop("GUNICORN_PID", None)
-    environ.update({
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "STATEFUN_FUNCTIONS": "metrics_functions",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
-        "PROMETHEUS_MULTIPROC_DIR": directory,
-        "STATEFUN_GRACEFUL_TIMEOUT": "5",
-        **(env or {}),
-    })
+    environ.update(
+        {
+            "PORT": str(port),
+            "WEB_CONCURRENCY": str(workers),
+            "STATEFUN_FUNCTIONS": "metrics_functions",
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
+            "PROMETHEUS_MULTIPROC_DIR": directory,
+            "STATEFUN_GRACEFUL_TIMEOUT": "5",
+            **(env or {}),
+        }
+    )
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "app"],
-            cwd=REPO, env=environ, stdout=out, stderr=subprocess.STDOUT)
+            cwd=REPO,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     pool = Pool(process, port, directory, log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if pool.get("/healthz")[0] == 200 and pool.scrape().get(("statefun_worker_processes", ()), 0) == workers:
+            if (
+                pool.get("/healthz")[0] == 200
+                and pool.scrape().get(("statefun_worker_processes", ()), 0) == workers
+            ):
                 return pool
         except OSError:
             pass

@@ -1,4 +1,4 @@
-"""Directory preparation, folding dead workers into the archive, and locked scrapes; simulated pids, no fork."""
+"""Directory preparation, folding dead workers into the archive, locked scrapes; simulated pids, no fork."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def worker(path: str, pid: int, batches: int, invocations: int = 2) -> Recorder:
     return rec
 
 
-def test_prepare_wipes_db_files_only(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_wipes_db_files_only(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = str(tmp_path)
     monkeypatch.setattr(multiprocess.values, "ValueClass", multiprocess.values.ValueClass)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", path)
@@ -61,8 +63,9 @@ def test_dead_worker_is_folded_into_the_archive(mpdir: str, scrape: Callable[[],
     after = scrape()
     assert after[OK] == 14 and after[LIVE] == 1 and after[EXITS] == 1
     # everything but the live gauges and the exit counter is unchanged, histograms included
-    assert {k: v for k, v in after.items() if k not in (LIVE, EXITS)} == \
-        {k: v for k, v in before.items() if k not in (LIVE, EXITS)}
+    assert {k: v for k, v in after.items() if k not in (LIVE, EXITS)} == {
+        k: v for k, v in before.items() if k not in (LIVE, EXITS)
+    }
     assert not [f for f in os.listdir(mpdir) if f.endswith("_11.db")]
     b.stop()
 
@@ -73,7 +76,10 @@ def test_files_stay_flat_over_churn(mpdir: str, scrape: Callable[[], Samples]) -
         multiprocess.mark_process_dead(pid, mpdir)
     s = scrape()
     assert s[OK] == 400 and s[EXITS] == 200 and s.get(LIVE, 0) == 0
-    assert sorted(f for f in os.listdir(mpdir) if f.endswith(".db")) == ["counter_archive.db", "histogram_archive.db"]
+    assert sorted(f for f in os.listdir(mpdir) if f.endswith(".db")) == [
+        "counter_archive.db",
+        "histogram_archive.db",
+    ]
 
 
 def test_scrape_waits_for_a_merge_in_progress(mpdir: str) -> None:
@@ -93,16 +99,23 @@ def test_scrape_waits_for_a_merge_in_progress(mpdir: str) -> None:
 
 def test_exit_counter_key_matches_the_declared_family() -> None:
     from prometheus_client.mmap_dict import mmap_key
+
     help_text = metrics.FAMILIES["statefun_worker_exits"][1]
-    assert multiprocess._EXITS_KEY == mmap_key("statefun_worker_exits", "statefun_worker_exits_total", [], [],
-                                               help_text)
+    assert multiprocess._EXITS_KEY == mmap_key(
+        "statefun_worker_exits", "statefun_worker_exits_total", [], [], help_text
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["record", "die", "scrape"]), st.integers(0, 3), st.integers(1, 5)),
-                max_size=40))
-def test_counters_are_exact_and_monotonic_under_any_churn(tmp_path_factory: pytest.TempPathFactory,
-                                                          ops: list[tuple[str, int, int]]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["record", "die", "scrape"]), st.integers(0, 3), st.integers(1, 5)),
+        max_size=40,
+    )
+)
+def test_counters_are_exact_and_monotonic_under_any_churn(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, int]]
+) -> None:
     path = str(tmp_path_factory.mktemp("mp"))
     live: dict[int, Recorder] = {}
     next_pid = [1]

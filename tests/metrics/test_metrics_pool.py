@@ -1,6 +1,6 @@
-"""The real pool (2 workers): exact counters for a known mix, a real Prometheus scraping it, then a HUP reload.
+"""The real pool (2 workers): exact counters for a known mix, a real Prometheus scraping it, then a HUP.
 
-The tests of this module share one pool and run in file order: exact values first, Prometheus second, HUP last.
+The tests of this module share one pool and run in file order: exact values, then Prometheus, then HUP.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ pytestmark = pytest.mark.server
 
 RULES = REPO / "deploy" / "prometheus" / "statefun-rules.yml"
 UNKNOWN_TYPENAME = "test.metrics/not-bound"
-COUNTERS = ("statefun_invocations_total", "statefun_batches_total", "statefun_state_bytes_total",
-            "statefun_outgoing_total", "statefun_errors_total", "statefun_busy_seconds_total",
-            "statefun_worker_exits_total")
+COUNTERS = (
+    "statefun_invocations_total",
+    "statefun_batches_total",
+    "statefun_state_bytes_total",
+    "statefun_outgoing_total",
+    "statefun_errors_total",
+    "statefun_busy_seconds_total",
+    "statefun_worker_exits_total",
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +89,13 @@ def send_all(pool: Pool, mix: list[tuple[str, bytes]], connections: int = 12) ->
     return [a for a in answers if a is not None]
 
 
-def expected_from(mix: list[tuple[str, bytes]], answers: list[tuple[int, bytes]]) -> tuple[Tally[tuple], Tally[str]]:
+def expected_from(
+    mix: list[tuple[str, bytes]], answers: list[tuple[int, bytes]]
+) -> tuple[Tally[tuple], Tally[str]]:
     """Every counter series the mix must produce, computed from the requests and the responses only."""
     want: Tally[tuple] = Tally()
     requests: Tally[str] = Tally()
-    for (typename, body), (status, answer) in zip(mix, answers):
+    for (typename, body), (status, answer) in zip(mix, answers, strict=True):
         requests[typename] += 1
         n = len(from_function_safe(body))
         read = state_bytes(body) if typename != "unknown" else 0
@@ -104,10 +112,13 @@ def expected_from(mix: list[tuple[str, bytes]], answers: list[tuple[int, bytes]]
             want[("statefun_batches_total", typename, "ok")] += 1
             want[("statefun_invocations_total", typename, "ok")] += n
             want[("statefun_state_bytes_total", typename, "written")] += sum(
-                len(m.state_value.value) for m in result.state_mutations if m.mutation_type == 1)
+                len(m.state_value.value) for m in result.state_mutations if m.mutation_type == 1
+            )
             want[("statefun_outgoing_total", typename, "message")] += len(result.outgoing_messages)
             cancels = sum(1 for d in result.delayed_invocations if d.is_cancellation_request)
-            want[("statefun_outgoing_total", typename, "delayed_message")] += len(result.delayed_invocations) - cancels
+            want[("statefun_outgoing_total", typename, "delayed_message")] += (
+                len(result.delayed_invocations) - cancels
+            )
             want[("statefun_outgoing_total", typename, "cancellation")] += cancels
             want[("statefun_outgoing_total", typename, "egress")] += len(result.outgoing_egresses)
         else:
@@ -120,6 +131,7 @@ def expected_from(mix: list[tuple[str, bytes]], answers: list[tuple[int, bytes]]
 
 def from_function_safe(body: bytes) -> list[object]:
     from statefun.request_reply_pb2 import ToFunction
+
     try:
         return list(ToFunction.FromString(body).invocation.invocations)
     except Exception:
@@ -152,30 +164,49 @@ def test_every_metric_is_exact_for_a_known_mix(pool: Pool) -> None:
     typenames = (COUNTER, FAILING, STATELESS, "unknown")
     for typename in typenames:
         for outcome in ("ok", "error"):
-            assert series(s, "statefun_invocations_total", typename=typename, outcome=outcome) == \
-                want[("statefun_invocations_total", typename, outcome)], (typename, outcome)
+            assert (
+                series(s, "statefun_invocations_total", typename=typename, outcome=outcome)
+                == want[("statefun_invocations_total", typename, outcome)]
+            ), (typename, outcome)
         for outcome in ("ok", "incomplete_context", "error"):
-            assert series(s, "statefun_batches_total", typename=typename, outcome=outcome) == \
-                want[("statefun_batches_total", typename, outcome)], (typename, outcome)
+            assert (
+                series(s, "statefun_batches_total", typename=typename, outcome=outcome)
+                == want[("statefun_batches_total", typename, outcome)]
+            ), (typename, outcome)
         for direction in ("read", "written"):
-            assert series(s, "statefun_state_bytes_total", typename=typename, direction=direction) == \
-                want[("statefun_state_bytes_total", typename, direction)], (typename, direction)
+            assert (
+                series(s, "statefun_state_bytes_total", typename=typename, direction=direction)
+                == want[("statefun_state_bytes_total", typename, direction)]
+            ), (typename, direction)
         for kind in ("message", "delayed_message", "cancellation", "egress"):
-            assert series(s, "statefun_outgoing_total", typename=typename, kind=kind) == \
-                want[("statefun_outgoing_total", typename, kind)], (typename, kind)
+            assert (
+                series(s, "statefun_outgoing_total", typename=typename, kind=kind)
+                == want[("statefun_outgoing_total", typename, kind)]
+            ), (typename, kind)
         assert series(s, "statefun_batch_duration_seconds_count", typename=typename) == requests[typename]
-        assert series(s, "statefun_batch_duration_seconds_bucket", typename=typename, le="+Inf") == \
-            requests[typename]
-        buckets = [series(s, "statefun_batch_duration_seconds_bucket", typename=typename, le=le)
-                   for le in [str(b) for b in DURATION_BUCKETS]]
+        assert (
+            series(s, "statefun_batch_duration_seconds_bucket", typename=typename, le="+Inf")
+            == requests[typename]
+        )
+        buckets = [
+            series(s, "statefun_batch_duration_seconds_bucket", typename=typename, le=le)
+            for le in [str(b) for b in DURATION_BUCKETS]
+        ]
         assert buckets == sorted(buckets)
-        assert 0 < series(s, "statefun_batch_duration_seconds_sum", typename=typename) < 10 * requests[typename]
-        assert series(s, "statefun_response_bytes_sum", typename=typename) == want[("response_bytes", typename)]
+        assert (
+            0 < series(s, "statefun_batch_duration_seconds_sum", typename=typename) < 10 * requests[typename]
+        )
+        assert (
+            series(s, "statefun_response_bytes_sum", typename=typename) == want[("response_bytes", typename)]
+        )
         assert series(s, "statefun_response_bytes_count", typename=typename) == requests[typename]
         assert series(s, "statefun_request_bytes_sum", typename=typename) == want[("request_bytes", typename)]
         assert series(s, "statefun_request_bytes_count", typename=typename) == requests[typename]
-    errors = {(dict(k[1])["typename"], dict(k[1])["reason"]): v for k, v in s.items()
-              if k[0] == "statefun_errors_total"}
+    errors = {
+        (dict(k[1])["typename"], dict(k[1])["reason"]): v
+        for k, v in s.items()
+        if k[0] == "statefun_errors_total"
+    }
     assert errors == {(k[1], k[2]): v for k, v in want.items() if k[0] == "statefun_errors_total"}
     assert want[("statefun_state_bytes_total", COUNTER, "written")] > 0
     assert want[("statefun_outgoing_total", COUNTER, "cancellation")] > 0
@@ -203,7 +234,9 @@ def prom_query(port: int, expr: str) -> list[dict[str, object]]:
     return answer["data"]["result"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus (scripts/install-system-deps.sh)")
+@pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="needs Debian's prometheus (scripts/install-system-deps.sh)"
+)
 def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "prometheus.yml"
@@ -211,12 +244,20 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: ['{RULES}']\n"
         "scrape_configs:\n"
-        f"  - job_name: statefun\n    static_configs: [{{targets: ['127.0.0.1:{pool.port}']}}]\n")
+        f"  - job_name: statefun\n    static_configs: [{{targets: ['127.0.0.1:{pool.port}']}}]\n"
+    )
     with open(tmp_path / "prometheus.log", "wb") as prom_log:
         prom = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=prom_log)
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=prom_log,
+        )
     stop = threading.Event()
     loader = threading.Thread(target=load, args=(pool, stop), daemon=True)
     loader.start()
@@ -230,12 +271,18 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
             time.sleep(1)
             try:
                 util = prom_query(port, utilisation)
-                rates = {r["metric"]["typename"]: float(r["value"][1])  # type: ignore[index]
-                         for r in prom_query(port, per_typename)}
+                rates = {
+                    r["metric"]["typename"]: float(r["value"][1])  # type: ignore[index]
+                    for r in prom_query(port, per_typename)
+                }
             except OSError:
                 continue
             # NOTE: the first rates extrapolate from a sample or two taken as the load began; wait for a few.
-            if util and rates.get(STATELESS, 0) > 30 and prom_query(port, "job:statefun_utilisation:ratio_rate1m"):
+            if (
+                util
+                and rates.get(STATELESS, 0) > 30
+                and prom_query(port, "job:statefun_utilisation:ratio_rate1m")
+            ):
                 break
         assert util, (tmp_path / "prometheus.log").read_text()
         value = float(util[0]["value"][1])  # type: ignore[index]
@@ -259,7 +306,9 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
 def test_counters_survive_a_hup_reload(pool: Pool) -> None:
     time.sleep(0.3)
     before = pool.scrape()
-    old = {k: v for k, v in before.items() if k[0] in COUNTERS or k[0].endswith(("_bucket", "_sum", "_count"))}
+    old = {
+        k: v for k, v in before.items() if k[0] in COUNTERS or k[0].endswith(("_bucket", "_sum", "_count"))
+    }
     os.kill(pool.process.pid, signal.SIGHUP)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -43,14 +43,32 @@ def test_started_worker_is_live_with_zeroed_series(rec: Recorder, scrape: Callab
 
 
 def test_outcomes_invocations_and_errors(rec: Recorder, scrape: Callable[[], Samples]) -> None:
-    one(rec, FakeResult(invocations=3, state_bytes_read=7, state_bytes_written=5, messages=2, delayed=1,
-                        cancellations=1, egresses=4))
+    one(
+        rec,
+        FakeResult(
+            invocations=3,
+            state_bytes_read=7,
+            state_bytes_written=5,
+            messages=2,
+            delayed=1,
+            cancellations=1,
+            egresses=4,
+        ),
+    )
     one(rec, FakeResult(outcome="incomplete_context", invocations=5, state_bytes_read=2, response=b"x" * 3))
     one(rec, FakeResult(outcome="error", invocations=4, error=FunctionError("boom"), response=b""))
-    one(rec, FakeResult(outcome="error", invocations=0, typename=None, error=UnknownFunctionError("no"),
-                        response=b""))
-    one(rec, FakeResult(outcome="error", invocations=0, typename=None, error=MalformedRequestError("bad"),
-                        response=b""))
+    one(
+        rec,
+        FakeResult(
+            outcome="error", invocations=0, typename=None, error=UnknownFunctionError("no"), response=b""
+        ),
+    )
+    one(
+        rec,
+        FakeResult(
+            outcome="error", invocations=0, typename=None, error=MalformedRequestError("bad"), response=b""
+        ),
+    )
     rec.flush()
     s = scrape()
     assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 3
@@ -94,9 +112,17 @@ def test_histogram_buckets_are_cumulative_and_inclusive(rec: Recorder, scrape: C
     def bucket(le: str) -> float:
         return s[("statefun_batch_duration_seconds_bucket", lbl(typename=T, le=le))]
 
-    assert (bucket("0.0001"), bucket("0.00025"), bucket("0.0005"), bucket("60.0"), bucket("+Inf")) == (1, 2, 3, 3, 4)
+    assert (bucket("0.0001"), bucket("0.00025"), bucket("0.0005"), bucket("60.0"), bucket("+Inf")) == (
+        1,
+        2,
+        3,
+        3,
+        4,
+    )
     assert s[("statefun_batch_duration_seconds_sum", lbl(typename=T))] == pytest.approx(100.00050001)
-    assert len([k for k in s if k[0] == "statefun_batch_duration_seconds_bucket"]) == len(DURATION_BUCKETS) + 1
+    assert (
+        len([k for k in s if k[0] == "statefun_batch_duration_seconds_bucket"]) == len(DURATION_BUCKETS) + 1
+    )
 
 
 def test_error_reasons_are_bounded(rec: Recorder, scrape: Callable[[], Samples]) -> None:
@@ -125,15 +151,16 @@ def test_flush_is_idempotent_and_in_flight_tracked(rec: Recorder, scrape: Callab
     assert scrape()[("statefun_requests_in_flight", ())] == 0
 
 
-def test_busy_seconds_count_only_time_with_requests_in_flight(rec: Recorder, scrape: Callable[[], Samples],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_busy_seconds_count_only_time_with_requests_in_flight(
+    rec: Recorder, scrape: Callable[[], Samples], monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = [100.0]
     monkeypatch.setattr(metrics, "perf_counter", lambda: clock[0])
-    rec.request_started()           # busy from 100
+    rec.request_started()  # busy from 100
     clock[0] = 101.0
-    rec.request_started()           # overlapping requests do not count twice
+    rec.request_started()  # overlapping requests do not count twice
     clock[0] = 102.0
-    rec.flush()                     # an open busy period is flushed up to now
+    rec.flush()  # an open busy period is flushed up to now
     assert scrape()[("statefun_busy_seconds_total", ())] == 2.0
     rec.request_finished(FakeResult(), 2.0)
     clock[0] = 103.0
@@ -141,7 +168,7 @@ def test_busy_seconds_count_only_time_with_requests_in_flight(rec: Recorder, scr
     clock[0] = 110.0
     rec.flush()
     assert scrape()[("statefun_busy_seconds_total", ())] == 3.0
-    rec.busy_total = 1.0            # a racing flush can never make it go back
+    rec.busy_total = 1.0  # a racing flush can never make it go back
     rec.flush()
     assert scrape()[("statefun_busy_seconds_total", ())] == 3.0
 
@@ -154,14 +181,21 @@ def test_stop_flushes_the_last_totals(rec: Recorder, scrape: Callable[[], Sample
     rec.stop()  # twice is harmless
 
 
-def test_files_are_keyed_like_prometheus_client_metrics(rec: Recorder, scrape: Callable[[], Samples],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_are_keyed_like_prometheus_client_metrics(
+    rec: Recorder, scrape: Callable[[], Samples], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A series written by the recorder and by prometheus-client's own metric (another pid) add up as one."""
     monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 202))
-    counter = Counter("statefun_invocations", FAMILIES["statefun_invocations"][1], ["typename", "outcome"],
-                      registry=None)
-    hist = Histogram("statefun_batch_duration_seconds", FAMILIES["statefun_batch_duration_seconds"][1],
-                     ["typename"], buckets=DURATION_BUCKETS, registry=None)
+    counter = Counter(
+        "statefun_invocations", FAMILIES["statefun_invocations"][1], ["typename", "outcome"], registry=None
+    )
+    hist = Histogram(
+        "statefun_batch_duration_seconds",
+        FAMILIES["statefun_batch_duration_seconds"][1],
+        ["typename"],
+        buckets=DURATION_BUCKETS,
+        registry=None,
+    )
     counter.labels(T, "ok").inc(2)
     hist.labels(T).observe(0.0003)
     one(rec, FakeResult(invocations=3), 0.0003)
@@ -188,11 +222,18 @@ def test_render_single_process_uses_a_private_directory(monkeypatch: pytest.Monk
     assert rec.private and directory is not None
     rec.stop()
     import os
+
     assert not os.path.exists(directory)
 
 
 def test_families_are_what_the_issue_names() -> None:
-    for name in ("statefun_invocations", "statefun_batches", "statefun_batch_duration_seconds",
-                 "statefun_state_bytes", "statefun_requests_in_flight", "statefun_worker_processes",
-                 "statefun_busy_seconds"):
+    for name in (
+        "statefun_invocations",
+        "statefun_batches",
+        "statefun_batch_duration_seconds",
+        "statefun_state_bytes",
+        "statefun_requests_in_flight",
+        "statefun_worker_processes",
+        "statefun_busy_seconds",
+    ):
         assert name in FAMILIES

@@ -16,8 +16,10 @@ from statefun_workers.metrics import FAMILIES
 RULES = REPO / "deploy" / "prometheus" / "statefun-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "statefun-rules.test.yml"
 
-promtool = pytest.mark.skipif(shutil.which("promtool") is None,
-                              reason="needs Debian's prometheus package (scripts/install-system-deps.sh)")
+promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="needs Debian's prometheus package (scripts/install-system-deps.sh)",
+)
 
 
 def run(*args: str) -> str:
@@ -41,8 +43,14 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
     """promtool parses each query as the expression of a recording rule: a syntax error fails the check."""
     queries = dashboard_queries()
     assert len(queries) >= 15
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)],
+            }
+        ]
+    }
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     assert f"SUCCESS: {len(queries)} rules found" in run("check", "rules", str(path))
