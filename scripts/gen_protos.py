@@ -2,7 +2,8 @@
 
 Usage: python scripts/gen_protos.py [--check]
 
-Needs grpcio-tools==1.49.1 (protoc 3.21.6), installed by `make protos` into .venv-protoc. That old protoc is
+Needs a protoc of the 3.21 series: Debian 12's `protobuf-compiler` (3.21.12, installed by
+`make system-deps`), or the one inside grpcio-tools 1.49 (3.21.6); both write the same bytes. That old protoc is
 deliberate: its gencode runs on every protobuf runtime from 3.20 to today's, while newer gencode insists on a
 runtime at least as new as itself. The generated modules are rewritten to register their descriptors in a pool
 of their own (statefun_workers._proto._pool), so they never clash with the official SDK's modules, which put the
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +25,24 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "statefun_workers" / "_proto"
 PACKAGE = "statefun_workers._proto"
-HEADER = "# Generated from protos/ by scripts/gen_protos.py (protoc 3.21.6). DO NOT EDIT.\n"
+HEADER = "# Generated from protos/ by scripts/gen_protos.py (protoc 3.21). DO NOT EDIT.\n"
+PROTOC_SERIES = "libprotoc 3.21."
+
+
+def protoc_command() -> list[str]:
+    """A protoc of the 3.21 series: $STATEFUN_PROTOC, or `protoc` on PATH, or grpcio-tools' own."""
+    binary = os.environ.get("STATEFUN_PROTOC") or shutil.which("protoc")
+    if binary:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+        if version.startswith(PROTOC_SERIES):
+            return [binary]
+        print(f"ignoring {binary}: {version!r} is not of the 3.21 series", file=sys.stderr)
+    try:
+        import grpc_tools  # noqa: F401
+    except ImportError:
+        raise SystemExit("no protoc 3.21 found: install Debian's protobuf-compiler (make system-deps), "
+                         "or grpcio-tools==1.49.1 on Python <= 3.11") from None
+    return [sys.executable, "-m", "grpc_tools.protoc"]
 
 
 def _rewrite(name: str, text: str) -> str:
@@ -45,9 +65,8 @@ def generate() -> dict[str, str]:
     sources = sorted(p.name for p in PROTOS.glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"--python_out={tmp}",
-             f"--pyi_out={tmp}", *sources],
-            check=True,
+            [*protoc_command(), f"-I{PROTOS}", f"--python_out={tmp}", f"--pyi_out={tmp}", *sources],
+            check=True, cwd=PROTOS,
         )
         return {p.name: _rewrite(p.name, p.read_text()) for p in sorted(pathlib.Path(tmp).iterdir())}
 

@@ -1,4 +1,4 @@
-# Generated from protos/ by scripts/gen_protos.py (protoc 3.21.6). DO NOT EDIT.
+# Generated from protos/ by scripts/gen_protos.py (protoc 3.21). DO NOT EDIT.
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

@@ -1,4 +1,4 @@
-# Generated from protos/ by scripts/gen_protos.py (protoc 3.21.6). DO NOT EDIT.
+# Generated from protos/ by scripts/gen_protos.py (protoc 3.21). DO NOT EDIT.
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Optional as _Optional
