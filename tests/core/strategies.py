@@ -81,7 +81,14 @@ def values_for(key: str) -> st.SearchStrategy:
 
 
 def maybe_bad_values_for(key: str) -> st.SearchStrategy:
-    """Mostly valid values, sometimes a value of another type or out of range (the SDK raises at assignment)."""
+    """Mostly valid values, sometimes a value of another type or out of range (the SDK raises at assignment).
+
+    Only for the built-in types: ours encodes a user type's value when the response is built, not at assignment
+    (the issue asks for one encoding per batch), so an unserializable JSON/protobuf value fails at a different
+    point; test_edge_cases.py has that case on its own.
+    """
+    if key not in BUILTIN_KEYS:
+        return values_for(key)
     bad = st.sampled_from(TYPE_KEYS).flatmap(values_for)
     extra = {
         "int": st.integers(min_value=2**31) | st.integers(max_value=-(2**31) - 1),
@@ -312,12 +319,12 @@ def state_for(draw, spec: Spec) -> StateEntry | None:
 
 
 @st.composite
-def requests(draw, fdef: FunctionDef, *, max_invocations: int = 10) -> RequestDef:
+def requests(draw, fdef: FunctionDef, *, max_invocations: int = 10, allow_empty_id: bool = True) -> RequestDef:
     ns, _, name = fdef.typename.rpartition("/")
     if draw(rarely(50)):
         ns, name = UNKNOWN_TARGET
     # an empty id is legal on the wire (an empty Kafka key) and makes the official Message() refuse it
-    id_ = "" if draw(rarely(30)) else draw(non_empty_text)
+    id_ = "" if allow_empty_id and draw(rarely(30)) else draw(non_empty_text)
     states = [s for s in (draw(state_for(spec)) for spec in fdef.specs) if s is not None]
     spec_names_ = {s.name for s in fdef.specs}
     extra_names = draw(st.lists(st.sampled_from(["gone", "old_state", "zz9", "Upper", "with-dash"]), max_size=2,

@@ -52,10 +52,14 @@ def _check(fdefs, req):
     sink = Sink()
     functions = build_functions(sf, fdefs[0], sink, extra=tuple(fdefs[1:]))
     handler = sf.RequestReplyHandler(functions)
-    compare_outcomes(expected, run_handler(lambda: run_coro(handler.handle_async(body)), sink), "handle_async")
-    compare_outcomes(expected, run_handler(lambda: handler.handle_sync(body), sink), "handle_sync")
-    # the same handler again: nothing may leak from one request to the next
-    compare_outcomes(expected, run_handler(lambda: run_coro(handler.handle_async(body)), sink), "handle_async #2")
+    try:
+        compare_outcomes(expected, run_handler(lambda: run_coro(handler.handle_async(body)), sink), "handle_async")
+        compare_outcomes(expected, run_handler(lambda: handler.handle_sync(body), sink), "handle_sync")
+        # the same handler again: nothing may leak from one request to the next
+        compare_outcomes(expected, run_handler(lambda: run_coro(handler.handle_async(body)), sink),
+                         "handle_async #2")
+    finally:
+        harness.release_ours_handler(handler)
 
 
 @settings(max_examples=40, **SETTINGS)
