@@ -316,7 +316,8 @@ class Recorder:
         self._private_dir: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        # NOTE: reentrant: start() flushes under it; render() (a thread) and a first request may both start.
+        self._lock = threading.RLock()
 
     @property
     def directory(self) -> str | None:
@@ -333,8 +334,11 @@ class Recorder:
 
         Zeroed series make ``rate()`` see a function's first requests and give alerts a denominator.
         """
-        if self.active:
-            return
+        with self._lock:
+            if not self.active:
+                self._start(typenames)
+
+    def _start(self, typenames: Iterable[str]) -> None:
         directory = self._directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             os.makedirs(directory, exist_ok=True)

@@ -327,3 +327,37 @@ def test_counters_survive_a_hup_reload(pool: Pool) -> None:
     files = sorted(f for f in os.listdir(pool.directory) if f.endswith(".db"))
     pids = {f.rsplit("_", 1)[1][:-3] for f in files} - {"archive"}
     assert len(pids) <= 3, files  # two workers (+ the master, if user metrics wrote there)
+
+
+def worker_pids(pool: Pool) -> set[int]:
+    """The master's current workers: the pids that own a live-gauge file."""
+    return {
+        int(f.rsplit("_", 1)[1][:-3]) for f in os.listdir(pool.directory) if f.startswith("gauge_livesum_")
+    }
+
+
+def test_counters_survive_a_worker_killed_with_sigkill(pool: Pool) -> None:
+    """An OOM kill skips worker_exit: what the worker flushed (every 0.1 s) still counts, in the archive."""
+    body = to_function(STATELESS, [0, 0, 0])
+    for _ in range(40):
+        assert pool.post(body)[0] == 200
+    time.sleep(0.3)  # two flush intervals
+    before = pool.scrape()
+    victim = min(worker_pids(pool) - {pool.process.pid})
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        s = pool.scrape()
+        if victim not in worker_pids(pool) and series(s, "statefun_worker_processes") == 2:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the killed worker was not replaced:\n{pool.log.read_text()[-3000:]}")
+    after = pool.scrape()
+    assert series(after, "statefun_worker_exits_total") == series(before, "statefun_worker_exits_total") + 1
+    for key, value in before.items():
+        if key[0] in COUNTERS:
+            assert after.get(key, 0.0) >= value, key
+    assert series(after, "statefun_invocations_total", typename=STATELESS, outcome="ok") == series(
+        before, "statefun_invocations_total", typename=STATELESS, outcome="ok"
+    )
