@@ -472,3 +472,37 @@ def compare_outcomes(expected: Outcome, actual: Outcome, label: str) -> None:
         assert actual.response == FromFunction.FromString(actual.response).SerializeToString(), (
             "non-canonical encoding\n" + context
         )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Small helpers for hand-written tests
+# --------------------------------------------------------------------------------------------------------------
+
+
+def to_function(target=("org.foo", "greeter", "0"), states=(), invocations=()) -> bytes:
+    req = ToFunction()
+    b = req.invocation
+    b.target.namespace, b.target.type, b.target.id = target
+    for name, tv in states:
+        pv = b.state.add()
+        pv.state_name = name
+        if tv is not None:
+            pv.state_value.CopyFrom(tv)
+    for caller, arg in invocations:
+        inv = b.invocations.add()
+        if caller is not None:
+            inv.caller.namespace, inv.caller.type, inv.caller.id = caller
+        inv.argument.CopyFrom(arg)
+    return req.SerializeToString()
+
+
+def typed(sf_type, value) -> TypedValue:
+    return TypedValue(typename=sf_type.typename, has_value=True, value=sf_type.serializer().serialize(value))
+
+
+def handle(sf, functions, body: bytes) -> bytes:
+    handler = sf.RequestReplyHandler(functions)
+    try:
+        return handler.handle_sync(body)
+    finally:
+        release_ours_handler(handler)

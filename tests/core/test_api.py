@@ -14,9 +14,10 @@ from datetime import timedelta
 import pytest
 import statefun as official
 from statefun.kafka_egress_pb2 import KafkaProducerRecord
-from statefun.request_reply_pb2 import FromFunction, ToFunction, TypedValue
+from statefun.request_reply_pb2 import FromFunction, TypedValue
 
 from . import harness
+from .harness import handle, to_function, typed
 
 ours = harness.ours
 needs_ours = pytest.mark.skipif(ours is None, reason="statefun_workers has no RequestReplyHandler yet")
@@ -193,35 +194,6 @@ def test_context_subclass_without_init_can_be_instantiated():
 # --------------------------------------------------------------------------------------------------------------
 # The official SDK's test scenarios, against the public API (written for this project)
 # --------------------------------------------------------------------------------------------------------------
-
-
-def to_function(target=("org.foo", "greeter", "0"), states=(), invocations=()) -> bytes:
-    req = ToFunction()
-    b = req.invocation
-    b.target.namespace, b.target.type, b.target.id = target
-    for name, tv in states:
-        pv = b.state.add()
-        pv.state_name = name
-        if tv is not None:
-            pv.state_value.CopyFrom(tv)
-    for caller, arg in invocations:
-        inv = b.invocations.add()
-        if caller is not None:
-            inv.caller.namespace, inv.caller.type, inv.caller.id = caller
-        inv.argument.CopyFrom(arg)
-    return req.SerializeToString()
-
-
-def typed(sf_type, value) -> TypedValue:
-    return TypedValue(typename=sf_type.typename, has_value=True, value=sf_type.serializer().serialize(value))
-
-
-def handle(sf, functions, body: bytes) -> bytes:
-    handler = sf.RequestReplyHandler(functions)
-    try:
-        return handler.handle_sync(body)
-    finally:
-        harness.release_ours_handler(handler)
 
 
 def greeter_functions(sf):
