@@ -96,7 +96,9 @@ def family(exc: BaseException) -> str:
     if isinstance(exc, ProtobufError):
         return "ProtobufError"
     if isinstance(exc, struct.error):
-        return "struct.error"
+        # the official kafka_egress_message lets struct.pack's error out for an int beyond 32 bits; ours raises a
+        # ValueError there. Loosely the same family: "this value cannot be encoded".
+        return "ValueError"
     return type(exc).__name__
 
 

@@ -108,7 +108,7 @@ def _valid_name(name: str) -> bool:
 
 spec_names = st.one_of(
     st.sampled_from(["seen", "visits", "a", "b1", "_x", "counter", "value_2", "name"]),
-    st.from_regex(r"[a-z_][a-z0-9_]{0,7}", fullmatch=True).filter(_valid_name),
+    st.text(alphabet="abxyz_019", min_size=1, max_size=6).filter(_valid_name),
 )
 
 ttls = st.one_of(
@@ -319,11 +319,12 @@ def state_for(draw, spec: Spec) -> StateEntry | None:
 
 
 @st.composite
-def requests(draw, fdef: FunctionDef, *, max_invocations: int = 10, allow_empty_id: bool = True) -> RequestDef:
+def requests(draw, fdef: FunctionDef, *, max_invocations: int = 10, allow_empty_id: bool = False) -> RequestDef:
     ns, _, name = fdef.typename.rpartition("/")
     if draw(rarely(50)):
         ns, name = UNKNOWN_TARGET
-    # an empty id is legal on the wire (an empty Kafka key) and makes the official Message() refuse it
+    # an empty id is legal on the wire (an empty Kafka key); the official Message() refuses it and fails the batch,
+    # ours runs it (test_edge_cases.py::test_empty_target_id_is_processed), so it is off by default here
     id_ = "" if allow_empty_id and draw(rarely(30)) else draw(non_empty_text)
     states = [s for s in (draw(state_for(spec)) for spec in fdef.specs) if s is not None]
     spec_names_ = {s.name for s in fdef.specs}

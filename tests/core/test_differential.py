@@ -62,7 +62,7 @@ def _check(fdefs, req):
         harness.release_ours_handler(handler)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(cases())
 def test_oracle_is_deterministic(case):
     """The harness itself: two fresh official handlers give identical outcomes (else comparisons mean nothing)."""
@@ -73,7 +73,7 @@ def test_oracle_is_deterministic(case):
 
 
 @needs_ours
-@settings(max_examples=350, **SETTINGS)
+@settings(max_examples=800, **SETTINGS)
 @given(cases())
 def test_same_outcome_as_official(case):
     fdef, req = case
@@ -89,7 +89,7 @@ def two_function_cases(draw):
 
 
 @needs_ours
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=150, **SETTINGS)
 @given(two_function_cases())
 def test_dispatch_on_target_with_two_functions(case):
     fdefs, req = case
