@@ -57,7 +57,8 @@ class Context:
     __slots__ = ("_namespace", "_name", "_id", "_address", "_storage", "_invocation", "_caller",
                  "messages", "delayed", "egresses")
 
-    def __init__(self, namespace: str, name: str, id: str, storage: Any) -> None:
+    def __init__(self, namespace: str = "", name: str = "", id: str = "", storage: Any = None) -> None:
+        # NOTE: defaults, so that a test double can subclass Context as it could the official abstract one.
         self._namespace = namespace
         self._name = name
         self._id = id

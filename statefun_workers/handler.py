@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -111,9 +112,20 @@ class RequestReplyHandler:
         self.functions = functions
         self._by_type = functions._by_type
         self._executor = executor
+        self._own_executor = False
         self._local = threading.local()
-        self._background: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+        self._background: asyncio.AbstractEventLoop | None = None
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        """Every event loop this handler made (one per thread that called handle_sync for an async function,
+        and the helper thread's); closed by close(), or when the handler is garbage-collected."""
         self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _close_loops, self._loops)
+
+    def close(self) -> None:
+        """Close the event loops and the thread pool this handler made; it must not be used afterwards."""
+        self._finalizer()
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     # --- the public entry points -------------------------------------------------------------------------
 
@@ -325,6 +337,8 @@ class RequestReplyHandler:
             loop = getattr(self._local, "loop", None)
             if loop is None or loop.is_closed():
                 loop = self._local.loop = asyncio.new_event_loop()
+                with self._lock:
+                    self._loops.append(loop)
             return loop.run_until_complete(coroutine)
         # This thread already runs a loop (handle_sync called from async code): use the helper thread's.
         return asyncio.run_coroutine_threadsafe(coroutine, self._background_loop()).result()
@@ -333,10 +347,10 @@ class RequestReplyHandler:
         with self._lock:
             if self._background is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="statefun-handle-sync", daemon=True)
-                thread.start()
-                self._background = (loop, thread)
-            return self._background[0]
+                threading.Thread(target=loop.run_forever, name="statefun-handle-sync", daemon=True).start()
+                self._background = loop
+                self._loops.append(loop)
+            return self._background
 
     def _blocking_executor(self) -> concurrent.futures.Executor:
         if self._executor is None:
@@ -344,6 +358,7 @@ class RequestReplyHandler:
                 if self._executor is None:
                     self._executor = concurrent.futures.ThreadPoolExecutor(
                         thread_name_prefix="statefun-blocking")
+                    self._own_executor = True
         return self._executor
 
 
@@ -373,6 +388,19 @@ def _delayed_message(delay: int, target: bytes, message: Message, token: str | N
                                     token or "")
     n = len(body)
     return b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+
+
+def _close_loops(loops: list[asyncio.AbstractEventLoop]) -> None:
+    for loop in loops:
+        if loop.is_running():  # the helper thread's loop: stop it from its own thread, then close
+            done = threading.Event()
+            loop.call_soon_threadsafe(lambda: (loop.stop(), done.set()))
+            done.wait(5)
+            while loop.is_running():
+                threading.Event().wait(0.001)
+        if not loop.is_closed():
+            loop.close()
+    loops.clear()
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

@@ -5,8 +5,12 @@ holds one value for the duration of a batch: the bytes received are decoded on t
 the Python value, and the value is encoded once when the response is built, only if it was written or deleted.
 All invocations of a batch share the same cells, so invocation k sees the writes of invocations before it.
 
-NOTE: decoding once means a read returns the same object for the rest of the batch; to persist a change to a
-mutable value (a dict from a JSON type, a protobuf message), assign it back, as with the official SDK.
+NOTE: the official SDK encoded at every assignment and decoded at every read. Built-in values read back the
+same either way (they are normalized at assignment: a FloatType value is rounded to 32 bits at once). For a
+user type (JSON, protobuf, simple_type), decoding once means that a read returns the same object for the rest
+of the batch, and encoding at the end means that what is saved is that object as it is when the batch ends,
+and that a value the type cannot serialize fails the batch at its end rather than at the assignment. Assign a
+changed value back to persist it, as with the official SDK.
 """
 
 from __future__ import annotations
@@ -27,16 +31,16 @@ _UNREAD: Any = object()
 class Cell:
     """One persisted value during one batch."""
 
-    __slots__ = ("received", "value", "dirty", "typename", "decode", "check")
+    __slots__ = ("received", "value", "dirty", "typename", "decode", "normalize")
 
     def __init__(self, received: TypedValue | None, typename: str, decode: Callable[[bytes], Any],
-                 check: Callable[[Any], None] | None) -> None:
+                 normalize: Callable[[Any], Any] | None) -> None:
         self.received = received
         self.value = _UNREAD
         self.dirty = False
         self.typename = typename
         self.decode = decode
-        self.check = check
+        self.normalize = normalize
 
     def get(self) -> Any:
         value = self.value
@@ -56,9 +60,8 @@ class Cell:
     def set(self, value: Any) -> None:
         if value is None:
             raise ValueError("provided value must not be None. To delete a value, please use del.")
-        if self.check is not None:
-            self.check(value)
-        self.value = value
+        normalize = self.normalize
+        self.value = value if normalize is None else normalize(value)
         self.dirty = True
 
     def delete(self) -> None:
@@ -108,8 +111,12 @@ def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
     return type(f"Storage[{typename}]", (), namespace)
 
 
-def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], None] | None]:
-    """Resolve once what every Cell of a spec needs: (state name, typename, decoder, assignment check)."""
+def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:
+    """Resolve once what every Cell of a spec needs: (state name, typename, decoder, normalizer).
+
+    A built-in type's value is normalized at assignment; a user type's value is kept as assigned and encoded
+    at the end of the batch (see the module docstring).
+    """
     _, decode = codec(spec.type)
-    check = spec.type.check if isinstance(spec.type, BuiltinType) else None
-    return spec.name, spec.type.typename, decode, check
+    normalize = spec.type.normalize if isinstance(spec.type, BuiltinType) else None
+    return spec.name, spec.type.typename, decode, normalize

@@ -234,24 +234,50 @@ def _decode_str(data: bytes) -> Any:
     return _decode_str_slow(data)
 
 
-def _check_int(value: Any) -> None:
-    if not (type(value) is int and _INT32_MIN <= value <= _INT32_MAX):
-        _encode_int_slow(value)
+# Normalizers: what a value reads back as once stored (an int-like object becomes an int, a float is rounded to
+# 32 bits by FloatType, bytes become str ...), raising what the wrapper raises for a value it refuses. The
+# common cases cost a type check; everything else makes the round trip through the wrapper message.
+
+def _normalize_int(value: Any) -> Any:
+    if type(value) is int and _INT32_MIN <= value <= _INT32_MAX:
+        return value
+    return _decode_int_slow(_encode_int_slow(value))
 
 
-def _check_long(value: Any) -> None:
-    if not (type(value) is int and _INT64_MIN <= value <= _INT64_MAX):
-        _encode_long_slow(value)
+def _normalize_long(value: Any) -> Any:
+    if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    return _decode_long_slow(_encode_long_slow(value))
 
 
-def _check_bool(value: Any) -> None:
-    if type(value) is not bool:
-        _encode_bool_slow(value)
+def _normalize_bool(value: Any) -> Any:
+    if value is True or value is False:
+        return value
+    return _decode_bool_slow(_encode_bool_slow(value))
 
 
-def _check_str(value: Any) -> None:
-    if type(value) is not str:
-        _encode_str_slow(value)
+def _normalize_str(value: Any) -> Any:
+    if type(value) is str and (value.isascii() or _encodable(value)):
+        return value
+    return _decode_str_slow(_encode_str_slow(value))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _normalize_float(value: Any) -> Any:
+    return _decode_float(_encode_float(value))
+
+
+def _normalize_double(value: Any) -> Any:
+    if type(value) is float:
+        return value
+    return _decode_double(_encode_double(value))
 
 
 class _BuiltinSerializer(TypeSerializer):
@@ -271,31 +297,32 @@ class _BuiltinSerializer(TypeSerializer):
 class BuiltinType(Type):
     """One of the six ``io.statefun.types/*`` wrapper types.
 
-    ``check`` raises what the wrapper message would raise for a value it refuses, without encoding the common
-    cases: state assignments are checked at once (as the official SDK, which encodes at once) and encoded once,
-    at the end of the batch.
+    ``normalize`` turns a value into what it reads back as once stored, and raises what the wrapper message
+    raises for a value it refuses, without encoding the common cases: a state assignment is checked and
+    normalized at once (the official SDK encoded at once and decoded at every read), and encoded once, at the
+    end of the batch.
     """
 
-    __slots__ = ("encode", "decode", "check", "_serializer")
+    __slots__ = ("encode", "decode", "normalize", "_serializer")
 
     def __init__(self, typename: str, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any],
-                 check: Callable[[Any], None] | None = None) -> None:
+                 normalize: Callable[[Any], Any]) -> None:
         super().__init__(typename)
         self.encode = encode
         self.decode = decode
-        self.check = check if check is not None else encode
+        self.normalize = normalize
         self._serializer = _BuiltinSerializer(encode, decode)
 
     def serializer(self) -> TypeSerializer:
         return self._serializer
 
 
-BoolType = BuiltinType("io.statefun.types/bool", _encode_bool, _decode_bool, _check_bool)
-IntType = BuiltinType("io.statefun.types/int", _encode_int, _decode_int, _check_int)
-FloatType = BuiltinType("io.statefun.types/float", _encode_float, _decode_float)
-LongType = BuiltinType("io.statefun.types/long", _encode_long, _decode_long, _check_long)
-DoubleType = BuiltinType("io.statefun.types/double", _encode_double, _decode_double)
-StringType = BuiltinType("io.statefun.types/string", _encode_str, _decode_str, _check_str)
+BoolType = BuiltinType("io.statefun.types/bool", _encode_bool, _decode_bool, _normalize_bool)
+IntType = BuiltinType("io.statefun.types/int", _encode_int, _decode_int, _normalize_int)
+FloatType = BuiltinType("io.statefun.types/float", _encode_float, _decode_float, _normalize_float)
+LongType = BuiltinType("io.statefun.types/long", _encode_long, _decode_long, _normalize_long)
+DoubleType = BuiltinType("io.statefun.types/double", _encode_double, _decode_double, _normalize_double)
+StringType = BuiltinType("io.statefun.types/string", _encode_str, _decode_str, _normalize_str)
 
 
 def codec(tpe: Type) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
