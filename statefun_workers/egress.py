@@ -6,6 +6,7 @@ from struct import Struct
 from typing import Any
 
 from . import _wire
+from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .messages import EgressMessage, built_egress
 from .types import Type
 
@@ -14,6 +15,9 @@ __all__ = ["kafka_egress_message", "kinesis_egress_message"]
 # NOTE: the runtime accepts exactly these typenames for the generic egresses (../shared/protocol.md §1.3).
 KAFKA_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
 KINESIS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
+
+_KAFKA_VALUE_PREFIX = _wire.present_value(KAFKA_RECORD_TYPENAME, b"")
+_new = object.__new__
 
 # Kafka's IntegerSerializer and DoubleSerializer formats: big-endian.
 _KAFKA_INT = Struct(">i")
@@ -54,10 +58,28 @@ def kafka_egress_message(typename: str, topic: str, value: Any, value_type: Type
         raise ValueError("A destination Kafka topic is missing")
     if value is None:
         raise ValueError("Missing value")
-    record = _wire.kafka_producer_record(
-        "" if key is None else _check_str("key", key), _kafka_value_bytes(value, value_type),
-        _check_str("topic", topic))
-    return built_egress(typename, _wire.present_value(KAFKA_RECORD_TYPENAME, record))
+    if not typename:
+        raise ValueError("typename is missing")
+    # PERF: the record (key = 1, value_bytes = 2, topic = 3) and its TypedValue framed inline: once per record.
+    data = value.encode("utf-8") if type(value) is str and not value_type else _kafka_value_bytes(value, value_type)
+    record = b""
+    if key is not None:
+        k = (key if type(key) is str else _check_str("key", key)).encode("utf-8")
+        n = len(k)
+        if n:
+            record = b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + k
+    n = len(data)
+    if n:
+        record += b"\x12" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
+    t = (topic if type(topic) is str else _check_str("topic", topic)).encode("utf-8")
+    n = len(t)
+    record += b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + t
+    n = len(record)
+    message = _new(EgressMessage)
+    message.typename = typename
+    message._typed_value = None
+    message._encoded = _KAFKA_VALUE_PREFIX + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + record
+    return message
 
 
 def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key: str,

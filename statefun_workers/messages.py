@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._proto.request_reply_pb2 import TypedValue
-from ._wire import present_value
+from ._wire import LEN, LEN_TABLE_SIZE, present_value, varint
 from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongType, StringType, Type
 
 __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builder"]
+
+
+_new = object.__new__
 
 
 class _Value:
@@ -211,11 +214,11 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     Give the value as exactly one of ``int_value``, ``float_value``, ``long_value``, ``str_value``,
     ``double_value``, ``bool_value``, or as ``value=...`` together with ``value_type=<a Type>``.
     """
-    if len(kwargs) == 2:
+    if len(kwargs) == 1:
+        for keyword, value in kwargs.items():
+            value_type = _KEYWORD_TYPES.get(keyword)
+    elif len(kwargs) == 2:
         value, value_type = kwargs["value"], kwargs["value_type"]
-    elif len(kwargs) == 1:
-        keyword, value = next(iter(kwargs.items()))
-        value_type = _KEYWORD_TYPES.get(keyword)
     else:
         raise TypeError(f"Wrong number of value keywords given: {kwargs}, there must be exactly one of "
                         f"{', '.join(f'{k}=...' for k in _KEYWORD_TYPES)}, or value=..., value_type=...")
@@ -224,7 +227,24 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     if not value_type:
         raise ValueError("Could not deduce the value type, please specify the type explicitly. via passing: "
                          "value=<the value>, value_type=<the type>")
-    return built_message(target_typename, target_id, encode_value(value_type, value))
+    if not target_typename:
+        raise ValueError("target_typename can not be missing")
+    if not target_id:
+        raise ValueError("target_id can not be missing")
+    # PERF: built_message() and present_value() inlined for the built-in types; this runs once per send.
+    if type(value_type) is BuiltinType:
+        data = value_type.encode(value)
+        n = len(data)
+        encoded = (value_type.value_prefix + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
+                   if n else value_type.value_prefix)
+    else:
+        encoded = encode_value(value_type, value)
+    message = _new(Message)
+    message.target_typename = target_typename
+    message.target_id = target_id
+    message._typed_value = None
+    message._encoded = encoded
+    return message
 
 
 def egress_message_builder(target_typename: str, value: Any, value_type: Type) -> EgressMessage:

@@ -79,7 +79,10 @@ def _missing_attribute(self: Any, name: str) -> Any:
 
 def _property(index: int, name: str) -> property:
     def fget(self: Any) -> Any:
-        return self._cells[index].get()
+        # PERF: a value already read or written is returned without calling Cell.get().
+        cell = self._cells[index]
+        value = cell.value
+        return cell.get() if value is _UNREAD else value
 
     def fset(self: Any, value: Any) -> None:
         self._cells[index].set(value)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._proto import types_pb2
-from ._wire import INT32, INT64, field_bytes
+from ._wire import INT32, INT64, field_bytes, present_value
 
 __all__ = [
     "BoolType",
@@ -303,7 +303,7 @@ class BuiltinType(Type):
     end of the batch.
     """
 
-    __slots__ = ("encode", "decode", "normalize", "_serializer")
+    __slots__ = ("encode", "decode", "normalize", "value_prefix", "_serializer")
 
     def __init__(self, typename: str, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any],
                  normalize: Callable[[Any], Any]) -> None:
@@ -311,6 +311,8 @@ class BuiltinType(Type):
         self.encode = encode
         self.decode = decode
         self.normalize = normalize
+        self.value_prefix = present_value(typename, b"")
+        """The TypedValue fields before the value (typename, has_value), encoded once."""
         self._serializer = _BuiltinSerializer(encode, decode)
 
     def serializer(self) -> TypeSerializer:
