@@ -227,10 +227,6 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     if not value_type:
         raise ValueError("Could not deduce the value type, please specify the type explicitly. via passing: "
                          "value=<the value>, value_type=<the type>")
-    if not target_typename:
-        raise ValueError("target_typename can not be missing")
-    if not target_id:
-        raise ValueError("target_id can not be missing")
     # PERF: built_message() and present_value() inlined for the built-in types; this runs once per send.
     if type(value_type) is BuiltinType:
         data = value_type.encode(value)
@@ -239,6 +235,11 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
                    if n else value_type.value_prefix)
     else:
         encoded = encode_value(value_type, value)
+    # NOTE: after encoding, as the official SDK, so that a bad value and a bad target raise the same error.
+    if not target_typename:
+        raise ValueError("target_typename can not be missing")
+    if not target_id:
+        raise ValueError("target_id can not be missing")
     message = _new(Message)
     message.target_typename = target_typename
     message.target_id = target_id
