@@ -4,11 +4,13 @@ set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
-# protoc 3.21 regenerates statefun_workers/_proto; the drift test runs it
-protoc --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || need+=(protobuf-compiler)
+# protoc 3.21 regenerates statefun_workers/_proto; the drift test runs it (scripts/gen_protos.py also takes
+# $STATEFUN_PROTOC, or grpcio-tools 1.49 on Python <= 3.11)
+"${STATEFUN_PROTOC:-protoc}" --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "missing ${need[*]}: run 'sudo apt-get install prometheus' (the tests need prometheus and promtool)" >&2
+    echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool and" \
+      "protoc 3.21, as in Debian 12)" >&2
     exit 1
   fi
   apt-get update -qq

@@ -39,7 +39,7 @@ from statefun_workers.settings import Settings as _Settings
 #   copies `__all__`; helpers are therefore `_`-prefixed.
 __all__ = [
     "accesslog", "bind", "child_exit", "control_socket_disable", "graceful_timeout", "keepalive",
-    "logconfig_dict", "loglevel", "max_requests", "max_requests_jitter", "on_starting", "post_fork",
+    "logconfig_dict", "loglevel", "max_requests", "max_requests_jitter", "on_exit", "on_starting", "post_fork",
     "preload_app", "proc_name", "timeout", "when_ready", "worker_class", "worker_exit", "worker_tmp_dir",
     "workers",
 ]
@@ -100,6 +100,11 @@ def post_fork(server: _Any, worker: _Any) -> None:
 def worker_exit(server: _Any, worker: _Any) -> None:
     """Worker, as it exits normally: e.g. flush its last metrics."""
     _forward("worker_exit", server, worker)
+
+
+def on_exit(server: _Any) -> None:
+    """Master, stopping: e.g. remove a temporary metrics directory it made at start."""
+    _forward("on_exit", server)
 
 
 def child_exit(server: _Any, worker: _Any) -> None:

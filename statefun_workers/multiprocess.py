@@ -25,6 +25,7 @@ import fcntl
 import glob
 import os
 import shutil
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -65,13 +66,20 @@ _EXITS_KEY = mmap_key(
 """Must match metrics.FAMILIES["statefun_worker_exits"] (a test checks); not imported by the master."""
 
 
+_temporary_directory: str | None = None
+"""The directory prepare_directory() made itself (no path given, no variable set); removed at master exit."""
+
+
 def prepare_directory(path: str | None = None) -> str:
     """gunicorn ``on_starting``: create and wipe the directory; set ``PROMETHEUS_MULTIPROC_DIR`` for workers.
 
     Without a path or the variable, a fresh temporary directory is used. A re-exec'd master (USR2,
     ``GUNICORN_PID`` set) keeps the files: the old master's workers are still writing there.
     """
-    path = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="statefun-metrics-")
+    global _temporary_directory
+    if not (path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")):
+        path = _temporary_directory = tempfile.mkdtemp(prefix="statefun-metrics-")
+    path = path or os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(path, exist_ok=True)
     if "GUNICORN_PID" not in os.environ:
         with _locked(path, fcntl.LOCK_EX):
@@ -92,6 +100,15 @@ def prepare_directory(path: str | None = None) -> str:
 def on_starting(server: Any) -> None:
     """Master start: a clean directory (see :func:`prepare_directory`)."""
     prepare_directory()
+
+
+def on_exit(server: Any) -> None:
+    """Master exit: remove the metrics directory if it was a temporary one made at start (nothing reads it
+    after the pool stops; a directory the user named is left for them)."""
+    global _temporary_directory
+    if _temporary_directory is not None:
+        shutil.rmtree(_temporary_directory, ignore_errors=True)
+        _temporary_directory = None
 
 
 def post_fork(server: Any, worker: Any) -> None:

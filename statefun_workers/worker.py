@@ -47,8 +47,12 @@ class _DrainingServer(Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # NOTE: runs as a plain signal handler; it only sets flags that on_tick() polls every 0.1 s.
         self._readiness.draining = True
-        if sig == signal.SIGTERM and self._drain_seconds > 0 and self._drain_until is None:
-            self._drain_until = time.monotonic() + self._drain_seconds
+        if sig == signal.SIGTERM and self._drain_seconds > 0:
+            # NOTE: a second SIGTERM during the drain does not cut it short: a kill of the whole process group
+            #   (systemd's default) reaches the worker twice, from the sender and from the master. The master's
+            #   graceful_timeout already covers the drain; SIGINT or SIGQUIT stop at once.
+            if self._drain_until is None:
+                self._drain_until = time.monotonic() + self._drain_seconds
             return
         # NOTE: unlike uvicorn, do not record the signal to re-raise it after shutdown: returning normally
         #   lets gunicorn run its worker_exit hook, and the master knows why the worker stopped.

@@ -148,3 +148,29 @@ def test_counters_are_exact_and_monotonic_under_any_churn(
     for rec in live.values():
         rec.stop()
     assert scrape_dir(path).get(OK, 0.0) == expected
+
+
+def test_a_temporary_directory_made_at_start_is_removed_at_master_exit(tmp_path):
+    """Without PROMETHEUS_MULTIPROC_DIR the master makes a temporary directory; its on_exit hook removes it
+    (a named directory is left alone). Run in a subprocess: the start-up changes process-wide state."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from statefun_workers import multiprocess\n"
+        "made = multiprocess.prepare_directory()\n"
+        "assert os.path.isdir(made)\n"
+        "multiprocess.on_exit(None)\n"
+        "print(made, os.path.exists(made))\n"
+        "named = multiprocess.prepare_directory(sys.argv[1])\n"
+        "multiprocess.on_exit(None)\n"
+        "print(named, os.path.exists(named))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "named")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (made, made_exists), (named, named_exists) = (line.split() for line in done.stdout.splitlines())
+    assert "statefun-metrics-" in made and made_exists == "False"
+    assert named == str(tmp_path / "named") and named_exists == "True"

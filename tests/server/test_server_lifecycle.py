@@ -62,10 +62,16 @@ def test_sigterm_lets_an_in_flight_batch_finish(start_server: Callable[..., Serv
     assert server.proc.wait(timeout=10) == 0
 
 
-def test_drain_keeps_serving_unready_after_sigterm(start_server: Callable[..., Server]) -> None:
+@pytest.mark.parametrize("whole_group", [False, True], ids=["master", "process-group"])
+def test_drain_keeps_serving_unready_after_sigterm(start_server: Callable[..., Server], whole_group: bool) -> None:
+    """Kubernetes signals the master (PID 1); systemd, by default, the whole group: the worker then gets
+    SIGTERM twice (from the sender and from the master), and the second must not cut the drain short."""
     server = start_server(workers=1, STATEFUN_DRAIN_SECONDS="2", STATEFUN_GRACEFUL_TIMEOUT="2")
     assert server.get("/readyz")[0] == 200
-    server.signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(server.proc.pid, signal.SIGTERM)
+    else:
+        server.signal(signal.SIGTERM)
     signalled = time.monotonic()
     poll(lambda: server.get("/readyz")[0] == 503, timeout=2)
     # Throughout most of the drain, new connections are accepted: unready, yet alive and serving batches.
