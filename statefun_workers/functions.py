@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from . import _wire
 from .errors import ConfigurationError, UnknownFunctionError
 from .storage import cell_arguments, make_storage_class
-from .types import codec
 from .typenames import check_function_typename, check_state_typename
+from .types import codec
 from .valuespec import ValueSpec
 
 __all__ = ["StatefulFunction", "StatefulFunctions"]

@@ -19,8 +19,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from . import _wire
-from ._wire import LEN, LEN_TABLE_SIZE, varint
 from ._proto.request_reply_pb2 import ToFunction
+from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .context import _UNSET, Context
 from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
 from .functions import StatefulFunction, StatefulFunctions
@@ -165,7 +165,7 @@ class RequestReplyHandler:
         context, fun, index = batch.context, function.fun, 0
         typename, id = function.typename, context._id
         try:
-            for index, invocation in enumerate(batch.invocations):
+            for index, invocation in enumerate(batch.invocations):  # noqa: B007 - the except clause reads index
                 # PERF: Context._enter() and incoming_message() inlined: this runs once per message.
                 context._invocation = invocation
                 context._caller = _UNSET
@@ -245,7 +245,7 @@ class RequestReplyHandler:
         function = batch.function
         context, fun, index = batch.context, function.fun, 0
         try:
-            for index, invocation in enumerate(batch.invocations):
+            for index, invocation in enumerate(batch.invocations):  # noqa: B007 - the except clause reads index
                 context._enter(invocation)
                 outcome = fun(context, incoming_message(function.typename, context._id, invocation.argument))
                 if outcome is not None and hasattr(outcome, "__await__"):
@@ -258,7 +258,7 @@ class RequestReplyHandler:
         function = batch.function
         context, fun, index = batch.context, function.fun, 0
         try:
-            for index, invocation in enumerate(batch.invocations):
+            for index, invocation in enumerate(batch.invocations):  # noqa: B007 - the except clause reads index
                 context._enter(invocation)
                 await fun(context, incoming_message(function.typename, context._id, invocation.argument))
         except Exception as ex:
@@ -306,12 +306,12 @@ class RequestReplyHandler:
         for target, message in context.messages:
             append(_outgoing_message(target, message))
         cancellations = 0
-        for delay, target, message, token in context.delayed:
-            if message is None:
+        for delay, target, delayed, token in context.delayed:
+            if delayed is None:
                 cancellations += 1
                 append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
                 continue
-            append(_delayed_message(delay, target, message, token))
+            append(_delayed_message(delay, target, delayed, token))
         for target, egress in context.egresses:
             tv = egress._encoded or egress.encoded_value()
             n = len(tv)
@@ -406,9 +406,7 @@ def _delayed_message(delay: int, target: bytes, message: Message, token: str | N
 def _close_loops(loops: list[asyncio.AbstractEventLoop]) -> None:
     for loop in loops:
         if loop.is_running():  # the helper thread's loop: stop it from its own thread, then close
-            done = threading.Event()
-            loop.call_soon_threadsafe(lambda: (loop.stop(), done.set()))
-            done.wait(5)
+            loop.call_soon_threadsafe(loop.stop)
             while loop.is_running():
                 threading.Event().wait(0.001)
         if not loop.is_closed():

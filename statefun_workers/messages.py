@@ -32,7 +32,9 @@ class _Value:
         """The value as a protobuf ``TypedValue`` (typename, has_value, value)."""
         tv = self._typed_value
         if tv is None:
-            tv = self._typed_value = TypedValue.FromString(self._encoded)
+            encoded = self._encoded
+            assert encoded is not None  # one of the two is always set
+            tv = self._typed_value = TypedValue.FromString(encoded)
         return tv
 
     @typed_value.setter
@@ -49,7 +51,7 @@ class _Value:
 
     def value_typename(self) -> str:
         """The typename the value was sent with."""
-        return self.typed_value.typename  # type: ignore[no-any-return]
+        return self.typed_value.typename
 
     def raw_value(self) -> bytes | None:
         """The value's bytes as received, or ``None`` when there is no value."""
@@ -79,46 +81,46 @@ class Message(_Value):
         self._encoded = None
 
     def is_int(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/int"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/int"
 
     def as_int(self) -> int | None:
         return self.as_type(IntType)  # type: ignore[no-any-return]
 
     def is_bool(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/bool"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/bool"
 
     def as_bool(self) -> bool | None:
         return self.as_type(BoolType)  # type: ignore[no-any-return]
 
     def is_long(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/long"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/long"
 
     def as_long(self) -> int | None:
         return self.as_type(LongType)  # type: ignore[no-any-return]
 
     def is_string(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/string"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/string"
 
     def as_string(self) -> str | None:
         # PERF: the most common accessor skips the generic path.
         tv = self._typed_value or self.typed_value
-        return StringType.decode(tv.value) if tv.has_value else None  # type: ignore[no-any-return]
+        return StringType.decode(tv.value) if tv.has_value else None
 
     def is_float(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/float"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/float"
 
     def as_float(self) -> float | None:
         return self.as_type(FloatType)  # type: ignore[no-any-return]
 
     def is_double(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/double"  # type: ignore[no-any-return]
+        return self.typed_value.typename == "io.statefun.types/double"
 
     def as_double(self) -> float | None:
         return self.as_type(DoubleType)  # type: ignore[no-any-return]
 
     def is_type(self, tpe: Type) -> bool:
         """Whether the value's typename is ``tpe``'s."""
-        return self.typed_value.typename == tpe.typename  # type: ignore[no-any-return]
+        return self.typed_value.typename == tpe.typename
 
     def as_type(self, tpe: Type) -> Any:
         """Read the value as ``tpe``, or ``None`` when the message has no value."""
@@ -215,8 +217,8 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     ``double_value``, ``bool_value``, or as ``value=...`` together with ``value_type=<a Type>``.
     """
     if len(kwargs) == 1:
-        for keyword, value in kwargs.items():
-            value_type = _KEYWORD_TYPES.get(keyword)
+        ((keyword, value),) = kwargs.items()
+        value_type = _KEYWORD_TYPES.get(keyword)
     elif len(kwargs) == 2:
         value, value_type = kwargs["value"], kwargs["value_type"]
     else:

@@ -25,7 +25,6 @@ import fcntl
 import glob
 import os
 import shutil
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any

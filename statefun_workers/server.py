@@ -126,9 +126,9 @@ class FunctionResource:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: Any) -> None:
+    async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None, **params: Any) -> None:
         """Serve a POST to an unrouted path as a batch; anything else there is a 404."""
-        if req.method != "POST":
+        if req.method != "POST" or resp is None:  # resp is None only for a WebSocket
             raise falcon.HTTPNotFound()
         await self.on_post(req, resp)
 
@@ -222,7 +222,8 @@ def _serialize_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon
 
 
 def create_app(functions: StatefulFunctions, *, settings: Settings | None = None,
-               recorder: Recorder | None = None, readiness: Readiness | None = None) -> falcon.asgi.App:
+               recorder: Recorder | None = None,
+               readiness: Readiness | None = None) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     """Build the ASGI app serving ``functions``.
 
     Args:

@@ -83,7 +83,7 @@ class StatefunWorker(UvicornWorker):
         self._settings = Settings.from_env()
         # NOTE: gunicorn's own graceful_timeout (set by gunicorn_config) also covers the drain and a margin;
         #   uvicorn cancels what is still running at this deadline, before the master would SIGKILL us.
-        self.config.timeout_graceful_shutdown = self._settings.graceful_timeout  # type: ignore[assignment]
+        self.config.timeout_graceful_shutdown = self._settings.graceful_timeout
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

@@ -39,7 +39,7 @@ def test_every_message_descriptor_equals_the_official_one(ours, official):
     assert mine.package == theirs.package
     assert mine.syntax == theirs.syntax
     assert [m.name for m in mine.message_type] == [m.name for m in theirs.message_type]
-    for a, b in zip(mine.message_type, theirs.message_type):
+    for a, b in zip(mine.message_type, theirs.message_type, strict=True):
         assert a == b, f"message {a.name} differs from the official descriptor"
     assert list(mine.enum_type) == list(theirs.enum_type)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import statefun as official
 from google.protobuf import text_format
@@ -423,7 +424,7 @@ def normalized(response: bytes) -> FromFunction:
     if msg.WhichOneof("response") == "invocation_result":
         muts = sorted(msg.invocation_result.state_mutations, key=lambda m: m.state_name)
         copies = [FromFunction.PersistedValueMutation() for _ in muts]
-        for c, m in zip(copies, muts):
+        for c, m in zip(copies, muts, strict=True):
             c.CopyFrom(m)
         del msg.invocation_result.state_mutations[:]
         msg.invocation_result.state_mutations.extend(copies)
