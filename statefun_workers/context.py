@@ -106,13 +106,13 @@ class Context:
 
     def send(self, message: Message) -> None:
         """Send a message to a function."""
-        if type(message) is not Message:
+        if not isinstance(message, Message):
             _reject_message(message, "send", "send_egress")
         self.messages.append((encoded_target(message.target_typename), message))
 
     def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:
         """Send a message after ``duration`` (whole milliseconds); a non-empty token lets you cancel it."""
-        if type(message) is not Message:
+        if not isinstance(message, Message):
             _reject_message(message, "send_after", "send_egress")
         if not isinstance(duration, timedelta):
             raise TypeError(f"duration must be a datetime.timedelta, not {type(duration).__name__}")
@@ -134,17 +134,14 @@ class Context:
 
     def send_egress(self, message: EgressMessage) -> None:
         """Send a record to an egress."""
-        if type(message) is not EgressMessage:
+        if not isinstance(message, EgressMessage):
             if isinstance(message, Message):
                 raise TypeError("send_egress takes an EgressMessage; a Message to a function goes to send()")
-            if not isinstance(message, EgressMessage):
-                raise TypeError(f"send_egress takes an EgressMessage, not {type(message).__name__}")
+            raise TypeError(f"send_egress takes an EgressMessage, not {type(message).__name__}")
         self.egresses.append((encoded_target(message.typename), message))
 
 
 def _reject_message(message: object, method: str, other: str) -> None:
-    if isinstance(message, Message):
-        return  # a subclass is fine
     if isinstance(message, EgressMessage):
         raise TypeError(f"{method} takes a Message to a function; an EgressMessage goes to context.{other}()")
     raise TypeError(f"{method} takes a Message (see message_builder), not {type(message).__name__}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from . import _wire
 from ._wire import LEN, LEN_TABLE_SIZE, varint
-from .messages import EgressMessage, built_egress
+from .messages import BuiltEgress, EgressMessage
 from .types import Type
 
 __all__ = ["kafka_egress_message", "kinesis_egress_message"]
@@ -17,7 +17,6 @@ KAFKA_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProduce
 KINESIS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
 
 _KAFKA_VALUE_PREFIX = _wire.present_value(KAFKA_RECORD_TYPENAME, b"")
-_new = object.__new__
 
 # Kafka's IntegerSerializer and DoubleSerializer formats: big-endian.
 _KAFKA_INT = Struct(">i")
@@ -75,11 +74,8 @@ def kafka_egress_message(typename: str, topic: str, value: Any, value_type: Type
     n = len(t)
     record += b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + t
     n = len(record)
-    message = _new(EgressMessage)
-    message.typename = typename
-    message._typed_value = None
-    message._encoded = _KAFKA_VALUE_PREFIX + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + record
-    return message
+    return BuiltEgress(typename, _KAFKA_VALUE_PREFIX + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n))
+                       + record)
 
 
 def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key: str,
@@ -106,4 +102,6 @@ def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key
     record = _wire.kinesis_egress_record(
         _check_str("partition_key", partition_key), data, _check_str("stream", stream),
         "" if explicit_hash_key is None else _check_str("explicit_hash_key", explicit_hash_key))
-    return built_egress(typename, _wire.present_value(KINESIS_RECORD_TYPENAME, record))
+    if not typename:
+        raise ValueError("typename is missing")
+    return BuiltEgress(typename, _wire.present_value(KINESIS_RECORD_TYPENAME, record))

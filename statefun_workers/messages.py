@@ -11,9 +11,6 @@ from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongTy
 __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builder"]
 
 
-_new = object.__new__
-
-
 class _Value:
     """The value part shared by messages and egress records.
 
@@ -134,32 +131,32 @@ class Message(_Value):
                 f"value_typename={self.value_typename()!r})")
 
 
-def incoming_message(target_typename: str, target_id: str, typed_value: TypedValue) -> Message:
-    """A received message for the function being invoked.
+class ReceivedMessage(Message):
+    """A message the runtime sent to the function being invoked.
 
-    The runtime's message needs no checks; and unlike the official SDK, an empty instance id (a Kafka record
-    with an empty key) is served rather than refused.
+    PERF: made once per message, without the public constructor's checks: the runtime's message needs none.
+    Unlike the official SDK, an empty instance id (a Kafka record with an empty key) is served, not refused.
     """
-    message = Message.__new__(Message)
-    message.target_typename = target_typename
-    message.target_id = target_id
-    message._typed_value = typed_value
-    message._encoded = None
-    return message
+
+    __slots__ = ()
+
+    def __init__(self, target_typename: str, target_id: str, typed_value: TypedValue) -> None:
+        self.target_typename = target_typename
+        self.target_id = target_id
+        self._typed_value = typed_value
+        self._encoded = None
 
 
-def built_message(target_typename: str, target_id: str, encoded: bytes) -> Message:
-    """A message made by a builder, its TypedValue already encoded; the checks are the constructor's."""
-    if not target_typename:
-        raise ValueError("target_typename can not be missing")
-    if not target_id:
-        raise ValueError("target_id can not be missing")
-    message = Message.__new__(Message)
-    message.target_typename = target_typename
-    message.target_id = target_id
-    message._typed_value = None
-    message._encoded = encoded
-    return message
+class BuiltMessage(Message):
+    """A message made by a builder, its TypedValue already encoded (the builder checked its arguments)."""
+
+    __slots__ = ()
+
+    def __init__(self, target_typename: str, target_id: str, encoded: bytes) -> None:
+        self.target_typename = target_typename
+        self.target_id = target_id
+        self._typed_value = None
+        self._encoded = encoded
 
 
 class EgressMessage(_Value):
@@ -180,15 +177,15 @@ class EgressMessage(_Value):
         return f"EgressMessage(typename={self.typename!r}, value_typename={self.value_typename()!r})"
 
 
-def built_egress(typename: str, encoded: bytes) -> EgressMessage:
-    """An egress record made by a builder, its TypedValue already encoded."""
-    if not typename:
-        raise ValueError("typename is missing")
-    message = EgressMessage.__new__(EgressMessage)
-    message.typename = typename
-    message._typed_value = None
-    message._encoded = encoded
-    return message
+class BuiltEgress(EgressMessage):
+    """An egress record made by a builder, its TypedValue already encoded (the builder checked its arguments)."""
+
+    __slots__ = ()
+
+    def __init__(self, typename: str, encoded: bytes) -> None:
+        self.typename = typename
+        self._typed_value = None
+        self._encoded = encoded
 
 
 def encode_value(tpe: Type, value: Any) -> bytes:
@@ -229,7 +226,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     if not value_type:
         raise ValueError("Could not deduce the value type, please specify the type explicitly. via passing: "
                          "value=<the value>, value_type=<the type>")
-    # PERF: built_message() and present_value() inlined for the built-in types; this runs once per send.
+    # PERF: present_value() inlined for the built-in types; this runs once per send.
     if type(value_type) is BuiltinType:
         data = value_type.encode(value)
         n = len(data)
@@ -242,12 +239,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
         raise ValueError("target_typename can not be missing")
     if not target_id:
         raise ValueError("target_id can not be missing")
-    message = _new(Message)
-    message.target_typename = target_typename
-    message.target_id = target_id
-    message._typed_value = None
-    message._encoded = encoded
-    return message
+    return BuiltMessage(target_typename, target_id, encoded)
 
 
 def egress_message_builder(target_typename: str, value: Any, value_type: Type) -> EgressMessage:
@@ -258,4 +250,6 @@ def egress_message_builder(target_typename: str, value: Any, value_type: Type) -
         raise ValueError("value can not be missing")
     if value_type is None:
         raise ValueError("value_type can not be missing")
-    return built_egress(target_typename, encode_value(value_type, value))
+    if not target_typename:
+        raise ValueError("typename is missing")
+    return BuiltEgress(target_typename, encode_value(value_type, value))

@@ -73,45 +73,45 @@ class Cell:
 RESERVED_NAMES = frozenset({"_cells", "_typename"})
 
 
-def _missing_attribute(self: Any, name: str) -> Any:
-    raise AttributeError(f"'{name}' is not a registered ValueSpec for the function '{self._typename}'")
+class StorageBase:
+    """Base of the storage class generated for each function: its cells, and a clear error for a typo."""
+
+    __slots__ = ("_cells",)
+    _typename = ""
+
+    def __init__(self, cells: list[Cell]) -> None:
+        self._cells = cells
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"'{name}' is not a registered ValueSpec for the function '{self._typename}'")
 
 
 def _property(index: int, name: str) -> property:
-    def fget(self: Any) -> Any:
+    def fget(self: StorageBase) -> Any:
         # PERF: a value already read or written is returned without calling Cell.get().
         cell = self._cells[index]
         value = cell.value
         return cell.get() if value is _UNREAD else value
 
-    def fset(self: Any, value: Any) -> None:
+    def fset(self: StorageBase, value: Any) -> None:
         self._cells[index].set(value)
 
-    def fdel(self: Any) -> None:
+    def fdel(self: StorageBase) -> None:
         self._cells[index].delete()
 
     return property(fget, fset, fdel, doc=f"The persisted value {name!r}.")
 
 
-def _init(self: Any, cells: list[Cell]) -> None:
-    self._cells = cells
-
-
 def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
     """Generate the storage class of one function: one property per spec, nothing else settable."""
-    namespace: dict[str, Any] = {
-        "__slots__": ("_cells",),
-        "__init__": _init,
-        "__getattr__": _missing_attribute,
-        "_typename": typename,
-    }
+    namespace: dict[str, Any] = {"__slots__": (), "_typename": typename}
     for index, spec in enumerate(specs):
         if spec.name in namespace or spec.name in RESERVED_NAMES:
             if spec.name in RESERVED_NAMES:
                 raise ConfigurationError(f"function {typename!r}: the state name {spec.name!r} is reserved")
             raise ConfigurationError(f"function {typename!r}: duplicate registered value name: {spec.name}")
         namespace[spec.name] = _property(index, spec.name)
-    return type(f"Storage[{typename}]", (), namespace)
+    return type(f"Storage[{typename}]", (StorageBase,), namespace)
 
 
 def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:
