@@ -5,34 +5,43 @@ PYTHON ?= python3
 VENV := .venv
 PROTOBUF_MIN_VENV := .venv-protobuf-min
 PY := $(VENV)/bin/python
+# The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
+COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py)
 
-.PHONY: serve test test-fast protos check-protos bench system-deps clean
+.PHONY: serve test test-fast build protos check-protos bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.compiled
+
+# Recompile the mypyc extensions after an edit (the stale ones would otherwise shadow the new source).
+$(VENV)/.compiled: $(VENV)/.installed setup.py $(COMPILED)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+build: $(VENV)/.compiled
 
 # The oldest protobuf runtime the core supports, alone: tests/test_protobuf_range.py runs the core on it.
 $(PROTOBUF_MIN_VENV)/.installed:
 	$(PYTHON) -m venv $(PROTOBUF_MIN_VENV)
-	$(PROTOBUF_MIN_VENV)/bin/python -m pip install -q protobuf==3.20.3
+	$(PROTOBUF_MIN_VENV)/bin/python -m pip install -q protobuf==3.20.3 mypy-extensions
 	touch $@
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.compiled
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py app
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: $(VENV)/.installed $(PROTOBUF_MIN_VENV)/.installed system-deps
+test: $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps
 	STATEFUN_PROTOC_CHECK=1 STATEFUN_PROTOBUF_MIN_PYTHON=$(CURDIR)/$(PROTOBUF_MIN_VENV)/bin/python \
 	$(PY) -m pytest
 
 # The suite without the tests that start servers (quick feedback while editing).
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.compiled
 	$(PY) -m pytest -m 'not server and not slow'
 
 protos: $(VENV)/.installed system-deps
@@ -41,8 +50,8 @@ protos: $(VENV)/.installed system-deps
 check-protos: $(VENV)/.installed system-deps
 	$(PY) scripts/gen_protos.py --check
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.compiled
 	$(PY) benchmarks/handler_bench.py
 
 clean:
-	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) .pytest_cache .hypothesis build *__mypyc*.so statefun_workers/*.so

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from . import _wire
 from ._proto.request_reply_pb2 import Address, ToFunction
 from .address import SdkAddress
@@ -43,6 +45,7 @@ def encoded_target(typename: str) -> bytes:
     return prefix
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Context:
     """The function's view of the batch it is handling.
 
@@ -104,13 +107,15 @@ class Context:
         self._invocation = invocation
         self._caller = _UNSET
 
-    def send(self, message: Message) -> None:
+    # NOTE: the effect methods take Any and check their arguments themselves, with messages that say what to
+    #   do instead: compiled by mypyc, a narrower annotation would be enforced first, with a generic TypeError.
+    def send(self, message: Any) -> None:
         """Send a message to a function."""
         if not isinstance(message, Message):
             _reject_message(message, "send", "send_egress")
         self.messages.append((encoded_target(message.target_typename), message))
 
-    def send_after(self, duration: timedelta, message: Message, cancellation_token: str = "") -> None:
+    def send_after(self, duration: Any, message: Any, cancellation_token: Any = "") -> None:
         """Send a message after ``duration`` (whole milliseconds); a non-empty token lets you cancel it."""
         if not isinstance(message, Message):
             _reject_message(message, "send_after", "send_egress")
@@ -123,7 +128,7 @@ class Context:
         self.delayed.append((int(duration.total_seconds() * 1000.0), encoded_target(message.target_typename),
                              message, cancellation_token))
 
-    def cancel_delayed_message(self, cancellation_token: str) -> None:
+    def cancel_delayed_message(self, cancellation_token: Any) -> None:
         """Cancel a message sent with ``send_after`` and this token; a no-op if it was already delivered."""
         if not isinstance(cancellation_token, str):
             raise TypeError(f"cancellation_token must be a str, not {type(cancellation_token).__name__}")
@@ -132,7 +137,7 @@ class Context:
                              "the job on a cancellation without one")
         self.delayed.append((-1, b"", None, cancellation_token))
 
-    def send_egress(self, message: EgressMessage) -> None:
+    def send_egress(self, message: Any) -> None:
         """Send a record to an egress."""
         if not isinstance(message, EgressMessage):
             if isinstance(message, Message):

@@ -8,7 +8,6 @@ from typing import Any
 from . import _wire
 from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .messages import BuiltEgress, EgressMessage
-from .types import Type
 
 __all__ = ["kafka_egress_message", "kinesis_egress_message"]
 
@@ -23,9 +22,10 @@ _KAFKA_INT = Struct(">i")
 _KAFKA_DOUBLE = Struct(">d")
 
 
-def _kafka_value_bytes(value: Any, value_type: Type | None) -> bytes:
+def _kafka_value_bytes(value: Any, value_type: Any) -> bytes:
     if value_type:
-        return value_type.serializer().serialize(value)
+        data: bytes = value_type.serializer().serialize(value)
+        return data
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)):
@@ -46,8 +46,8 @@ def _check_str(name: str, value: Any) -> str:
     raise TypeError(f"{name} must be a str, not {type(value).__name__}")
 
 
-def kafka_egress_message(typename: str, topic: str, value: Any, value_type: Type | None = None,
-                         key: str | None = None) -> EgressMessage:
+def kafka_egress_message(typename: str, topic: Any, value: Any, value_type: Any = None,
+                         key: Any = None) -> EgressMessage:
     """A record for the Kafka egress ``typename``, to ``topic``, with an optional ``key``.
 
     Without ``value_type``: a ``str`` is sent as UTF-8, ``bytes`` as they are, an ``int`` as a 4-byte and a
@@ -78,8 +78,8 @@ def kafka_egress_message(typename: str, topic: str, value: Any, value_type: Type
                        + record)
 
 
-def kinesis_egress_message(typename: str, stream: str, value: Any, partition_key: str,
-                           value_type: Type | None = None, explicit_hash_key: str | None = None) -> EgressMessage:
+def kinesis_egress_message(typename: str, stream: Any, value: Any, partition_key: Any, value_type: Any = None,
+                           explicit_hash_key: Any = None) -> EgressMessage:
     """A record for the Kinesis egress ``typename``, to ``stream``, under ``partition_key``.
 
     Without ``value_type``, only ``str`` (sent as UTF-8) and ``bytes`` values are accepted.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ._proto.request_reply_pb2 import TypedValue
 from ._wire import LEN, LEN_TABLE_SIZE, present_value, varint
 from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongType, StringType, Type
@@ -11,6 +13,7 @@ from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongTy
 __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builder"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _Value:
     """The value part shared by messages and egress records.
 
@@ -56,6 +59,7 @@ class _Value:
         return tv.value if tv.has_value else None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Message(_Value):
     """A message to or from a function: its target address and its value (a ``TypedValue``).
 
@@ -65,7 +69,7 @@ class Message(_Value):
 
     __slots__ = ("target_typename", "target_id")
 
-    def __init__(self, target_typename: str, target_id: str, typed_value: TypedValue) -> None:
+    def __init__(self, target_typename: str, target_id: str, typed_value: Any) -> None:
         if not target_typename:
             raise ValueError("target_typename can not be missing")
         if not target_id:
@@ -115,11 +119,11 @@ class Message(_Value):
     def as_double(self) -> float | None:
         return self.as_type(DoubleType)  # type: ignore[no-any-return]
 
-    def is_type(self, tpe: Type) -> bool:
+    def is_type(self, tpe: Any) -> bool:
         """Whether the value's typename is ``tpe``'s."""
-        return self.typed_value.typename == tpe.typename
+        return bool(self.typed_value.typename == tpe.typename)
 
-    def as_type(self, tpe: Type) -> Any:
+    def as_type(self, tpe: Any) -> Any:
         """Read the value as ``tpe``, or ``None`` when the message has no value."""
         tv = self._typed_value or self.typed_value
         if not tv.has_value:
@@ -159,12 +163,13 @@ class BuiltMessage(Message):
         self._encoded = encoded
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class EgressMessage(_Value):
     """A record for the egress named ``typename`` (as declared in the StateFun module)."""
 
     __slots__ = ("typename",)
 
-    def __init__(self, typename: str, typed_value: TypedValue) -> None:
+    def __init__(self, typename: str, typed_value: Any) -> None:
         if not typename:
             raise ValueError("typename is missing")
         if not typed_value:
@@ -188,7 +193,7 @@ class BuiltEgress(EgressMessage):
         self._encoded = encoded
 
 
-def encode_value(tpe: Type, value: Any) -> bytes:
+def encode_value(tpe: Any, value: Any) -> bytes:
     """Serialize ``value`` as ``tpe`` into the bytes of a TypedValue."""
     if type(tpe) is BuiltinType:
         return present_value(tpe.typename, tpe.encode(value))
@@ -197,7 +202,7 @@ def encode_value(tpe: Type, value: Any) -> bytes:
     return present_value(tpe.typename, tpe.serializer().serialize(value))
 
 
-_KEYWORD_TYPES = {
+_KEYWORD_TYPES: dict[str, Type] = {
     "int_value": IntType,
     "float_value": FloatType,
     "long_value": LongType,
@@ -213,6 +218,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     Give the value as exactly one of ``int_value``, ``float_value``, ``long_value``, ``str_value``,
     ``double_value``, ``bool_value``, or as ``value=...`` together with ``value_type=<a Type>``.
     """
+    value_type: Any
     if len(kwargs) == 1:
         ((keyword, value),) = kwargs.items()
         value_type = _KEYWORD_TYPES.get(keyword)
@@ -242,7 +248,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     return BuiltMessage(target_typename, target_id, encoded)
 
 
-def egress_message_builder(target_typename: str, value: Any, value_type: Type) -> EgressMessage:
+def egress_message_builder(target_typename: str, value: Any, value_type: Any) -> EgressMessage:
     """Build a record for a generic egress; for Kafka and Kinesis use their own builders."""
     if not target_typename:
         raise ValueError("target typename is missing")

@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ._proto import types_pb2
 from ._wire import INT32, INT64, field_bytes, present_value
 
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TypeSerializer(metaclass=abc.ABCMeta):
     """Turns values of one type into bytes and back."""
 
@@ -46,6 +49,7 @@ class TypeSerializer(metaclass=abc.ABCMeta):
         """Return the value the bytes stand for."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Type(metaclass=abc.ABCMeta):
     """A StateFun type: the typename ``<namespace>/<name>`` that travels with each value, and its serializer."""
 

@@ -1,0 +1,282 @@
+"""The protocol's hot path: parse a ToFunction, resolve the state, run sync functions, encode the FromFunction.
+
+``handler.RequestReplyHandler`` is the public face; this module holds the steps it strings together for each
+request. PERF: setup.py compiles this module with mypyc (with _wire, types, messages, egress and context);
+it is also plain, type-checked Python that runs as it is where no compiler is available.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from . import _wire
+from ._proto.request_reply_pb2 import ToFunction
+from ._wire import LEN, LEN_TABLE_SIZE, varint
+from .context import _UNSET, Context
+from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
+from .functions import StatefulFunction
+from .messages import Message, ReceivedMessage
+from .storage import Cell
+
+__all__ = ["Batch", "BatchResult", "failed", "prepare", "respond", "run_sync"]
+
+
+class BatchResult:
+    """The outcome of one request: the response bytes or the error, and the figures metrics are made of."""
+
+    __slots__ = ("response", "error", "outcome", "typename", "id", "invocations", "state_bytes_read",
+                 "state_bytes_written", "messages", "delayed", "cancellations", "egresses")
+
+    def __init__(self, response: bytes = b"", error: StatefunError | None = None, outcome: str = "ok",
+                 typename: str | None = None, id: str | None = None, invocations: int = 0,
+                 state_bytes_read: int = 0) -> None:
+        self.response = response
+        """The serialized FromFunction (``b""`` on error, and for a batch with no effects)."""
+        self.error = error
+        """The error that ended the request, or None."""
+        self.outcome = outcome
+        """``ok``, ``incomplete_context`` or ``error``."""
+        self.typename = typename
+        """The target's typename if a function is bound to it, else None."""
+        self.id = id
+        """The target's id, when the request got that far."""
+        self.invocations = invocations
+        """Messages in the batch."""
+        self.state_bytes_read = state_bytes_read
+        """Bytes of state values received."""
+        self.state_bytes_written = 0
+        """Bytes of state values sent back in MODIFY mutations."""
+        self.messages = 0
+        self.delayed = 0
+        self.cancellations = 0
+        self.egresses = 0
+
+    def __repr__(self) -> str:
+        return (f"BatchResult(outcome={self.outcome!r}, typename={self.typename!r}, "
+                f"invocations={self.invocations}, response={len(self.response)} bytes, error={self.error!r})")
+
+
+class Batch:
+    """A parsed request ready to run: the function, its context, its cells and its messages."""
+
+    __slots__ = ("function", "context", "cells", "invocations", "result", "index")
+
+    def __init__(self, function: StatefulFunction, context: Context, cells: list[Cell],
+                 invocations: Any, result: BatchResult) -> None:
+        self.function = function
+        self.context = context
+        self.cells = cells
+        self.invocations = invocations
+        self.result = result
+        self.index = 0
+        """The message being handled (for the error, if it raises)."""
+
+
+def _function_failed(batch: Batch, index: int, ex: BaseException) -> FunctionError:
+    function = batch.function
+    detail = str(ex)
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    error = FunctionError(
+        f"function {function.typename} (id {batch.context._id!r}) failed on message {index + 1} of "
+        f"{len(batch.invocations)}: {type(ex).__name__}: {detail}",
+        typename=function.typename, id=batch.context._id, invocation=index)
+    error.__cause__ = ex
+    return error
+
+
+def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any) -> Batch | BatchResult:
+    """Parse, find the function, resolve the state: a batch to run, or the result already (an error, or the
+    IncompleteInvocationContext naming the state the runtime must register first)."""
+    try:
+        request = ToFunction.FromString(request_bytes)
+    except (DecodeError, TypeError) as ex:
+        return _refused(MalformedRequestError(
+            f"the request body is not a ToFunction protobuf message ({len(request_bytes)} bytes)"), ex)
+    # PERF: no HasField("invocation") up front; an absent batch has an empty target and is caught below.
+    batch = request.invocation
+    target = batch.target
+    namespace, name, id = target.namespace, target.type, target.id
+    function = by_type.get((namespace, name))
+    if function is None:
+        if not request.HasField("invocation"):
+            return _refused(MalformedRequestError(
+                "the request has no invocation batch (ToFunction.invocation)"))
+        if not namespace and not name:
+            return _refused(MalformedRequestError("the request names no target function type"))
+        return _refused(UnknownFunctionError(
+            f"no function is bound to {namespace}/{name} on this worker", typename=f"{namespace}/{name}",
+            id=id))
+    invocations = batch.invocations
+    result = BatchResult(typename=function.typename, id=id, invocations=len(invocations))
+
+    # NOTE: a state sent by name only (registered, but without a value) is present, not missing: asking
+    # for it again would make the runtime loop forever (../shared/protocol.md §7 item 3).
+    received: dict[str, Any] = {}
+    read = 0
+    for persisted in batch.state:
+        value = persisted.state_value
+        received[persisted.state_name] = value
+        read += len(value.value)
+    result.state_bytes_read = read
+    if function.specs:
+        if not function.spec_names <= received.keys():
+            missing = [_wire.field_bytes(_wire.MISSING_VALUE, spec._missing_spec)
+                       for spec in function.specs if spec.name not in received]
+            result.outcome = "incomplete_context"
+            result.invocations = 0
+            result.response = _wire.field_bytes(_wire.INCOMPLETE_CONTEXT, b"".join(missing))
+            return result
+        cells = [Cell(received[name], typename, decode, check)
+                 for name, typename, decode, check in function.cell_args]
+    else:
+        cells = []
+    context = Context(namespace, name, id, function.storage_class(cells))
+    return Batch(function, context, cells, invocations, result)
+
+
+
+def run_sync(batch: Batch, start: int) -> tuple[int, Any]:
+    """Run a sync function on the messages from ``start`` on; returns ``(index, None)`` once all have run.
+
+    A sync function that returns an awaitable (an undetected async function) stops the loop: the result is
+    ``(index, awaitable)``, and the caller awaits it and goes on from ``index + 1``. An exception propagates,
+    with ``batch.index`` naming the message that raised it.
+    """
+    function = batch.function
+    context, fun = batch.context, function.fun
+    typename, id = function.typename, context._id
+    invocations = batch.invocations
+    index = start
+    count = len(invocations)
+    while index < count:
+        invocation = invocations[index]
+        batch.index = index
+        # PERF: Context._enter() inlined: this runs once per message.
+        context._invocation = invocation
+        context._caller = _UNSET
+        outcome = fun(context, ReceivedMessage(typename, id, invocation.argument))
+        if outcome is not None and hasattr(outcome, "__await__"):
+            return index, outcome
+        index += 1
+    return index, None
+
+
+def failed(batch: Batch, index: int, ex: Exception) -> BatchResult:
+    """The batch failed at message ``index``: a FunctionError, with the exception as its cause."""
+    result = batch.result
+    result.outcome = "error"
+    result.error = _function_failed(batch, index, ex)
+    return result
+
+
+
+def respond(batch: Batch) -> BatchResult:
+    """Encode every effect of a successful batch as one InvocationResponse.
+
+    PERF: the hottest loop of a request; the protobuf framing is written inline (tag, length from the
+    LEN table, payload) rather than through _wire's helpers. tests/core/test_wire.py holds it to the
+    generated classes' bytes.
+    """
+    result = batch.result
+    context = batch.context
+    function = batch.function
+    parts: list[bytes] = []
+    append = parts.append
+    written = 0
+    for index, cell in enumerate(batch.cells):
+        if not cell.dirty:
+            continue
+        value = cell.value
+        if value is None:
+            append(function.delete_mutations[index])
+            continue
+        try:
+            data = function.encoders[index](value)
+        except Exception as ex:
+            return _unserializable(batch, index, ex)
+        written += len(data)
+        n = len(data)
+        tv = (function.value_prefixes[index] + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
+              if n else function.value_prefixes[index])
+        n = len(tv)
+        mutation = function.modify_prefixes[index] + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
+        n = len(mutation)
+        append(b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + mutation)
+    for target, message in context.messages:
+        append(_outgoing_message(target, message))
+    cancellations = 0
+    for delay, target, delayed, token in context.delayed:
+        if delayed is None:
+            cancellations += 1
+            append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
+            continue
+        append(_delayed_message(delay, target, delayed, token))
+    for target, egress in context.egresses:
+        tv = egress._encoded or egress.encoded_value()
+        n = len(tv)
+        body = target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
+        n = len(body)
+        append(b"\x22" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body)
+    result.state_bytes_written = written
+    result.messages = len(context.messages)
+    result.delayed = len(context.delayed) - cancellations
+    result.cancellations = cancellations
+    result.egresses = len(context.egresses)
+    if parts:
+        body = b"".join(parts)
+        n = len(body)
+        result.response = b"\xa2\x06" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+    return result
+
+
+
+def _unserializable(batch: Batch, index: int, ex: Exception) -> BatchResult:
+    result = batch.result
+    spec = batch.function.specs[index]
+    typename, id = batch.function.typename, batch.context._id
+    result.outcome = "error"
+    result.error = FunctionError(
+        f"function {typename} (id {id!r}): state {spec.name!r} could not be serialized as "
+        f"{spec.type.typename}: {type(ex).__name__}: {ex}", typename=typename, id=id)
+    result.error.__cause__ = ex
+    return result
+
+# --- running coroutines and blocking functions -------------------------------------------------------
+
+
+
+def _address(target: bytes, message: Message) -> bytes:
+    """Address bytes: the cached namespace and type fields, then the id (omitted when empty)."""
+    target_id = message.target_id.encode("utf-8")
+    n = len(target_id)
+    if not n:
+        return target
+    return target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + target_id
+
+
+def _outgoing_message(target: bytes, message: Message) -> bytes:
+    """InvocationResponse.outgoing_messages entry: Invocation {target = 1, argument = 2}, framed."""
+    address = _address(target, message)
+    tv = message._encoded or message.encoded_value()
+    n, m = len(address), len(tv)
+    body = (b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + address
+            + b"\x12" + (LEN[m] if m < LEN_TABLE_SIZE else varint(m)) + tv)
+    n = len(body)
+    return b"\x12" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+
+
+def _delayed_message(delay: int, target: bytes, message: Message, token: str | None) -> bytes:
+    """InvocationResponse.delayed_invocations entry for a delayed send, framed."""
+    body = _wire.delayed_invocation(delay, _address(target, message), message._encoded or message.encoded_value(),
+                                    token or "")
+    n = len(body)
+    return b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+
+
+def _refused(error: StatefunError, cause: BaseException | None = None) -> BatchResult:
+    if cause is not None:
+        error.__cause__ = cause
+    return BatchResult(error=error, outcome="error", id=error.id)
