@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
 COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py)
 
-.PHONY: serve test test-fast build protos check-protos bench system-deps clean
+.PHONY: serve test test-fast build protos check-protos bench bench-peers system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -52,6 +52,12 @@ check-protos: $(VENV)/.installed system-deps
 
 bench: $(VENV)/.compiled
 	$(PY) benchmarks/handler_bench.py
+
+# Side by side with the official SDK (aiohttp, Flask), the JS SDK (Node) and the bare Falcon floor; installs
+# the peers, node's package and wrk (apt) into a cache on first use (benchmarks/README.md).
+BENCH_ARGS ?= --seconds 5 --rounds 3
+bench-peers: $(VENV)/.compiled
+	$(PY) benchmarks/side_by_side.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) .pytest_cache .hypothesis build *__mypyc*.so statefun_workers/*.so

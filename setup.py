@@ -49,7 +49,9 @@ def extensions() -> list:
         _warn("mypyc is not available")
         return []
     try:
-        return mypycify(COMPILED_MODULES, opt_level="3")
+        # NOTE: the shared runtime library goes inside the package (not at the top level, mypyc's default),
+        #   so that an editable install, which maps only the package, finds it from any directory.
+        return mypycify(COMPILED_MODULES, opt_level="3", group_name="statefun_workers._compiled")
     except (Exception, SystemExit) as ex:  # noqa: BLE001 - mypyc exits on a type error
         _warn(f"mypyc could not compile the modules ({ex})")
         return []
