@@ -93,8 +93,9 @@ def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any
     try:
         request = ToFunction.FromString(request_bytes)
     except (DecodeError, TypeError) as ex:
-        return _refused(MalformedRequestError(
-            f"the request body is not a ToFunction protobuf message ({len(request_bytes)} bytes)"), ex)
+        size = (f"{len(request_bytes)} bytes" if isinstance(request_bytes, (bytes, bytearray, memoryview))
+                else f"a {type(request_bytes).__name__}, not bytes")
+        return _refused(MalformedRequestError(f"the request body is not a ToFunction protobuf message ({size})"), ex)
     # PERF: no HasField("invocation") up front; an absent batch has an empty target and is caught below.
     batch = request.invocation
     target = batch.target

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -184,7 +185,7 @@ def _close_loops(loops: list[asyncio.AbstractEventLoop]) -> None:
         if loop.is_running():  # the helper thread's loop: stop it from its own thread, then close
             loop.call_soon_threadsafe(loop.stop)
             while loop.is_running():
-                threading.Event().wait(0.001)
+                time.sleep(0.001)
         if not loop.is_closed():
             loop.close()
     loops.clear()

@@ -963,3 +963,11 @@ def test_empty_target_id_is_processed():
     seen = []
     response = handle(ours, single(fun=lambda sf, c, m, o: seen.append(c.address))(ours, []), body)
     assert response == b"" and [a.id for a in seen] == [""]
+
+
+@pytest.mark.parametrize("body", [None, 42, "text"])
+def test_a_body_that_is_not_bytes_is_malformed_not_a_crash(body):
+    """The server always passes bytes; an embedding caller may not. It is a refusal, never an internal error."""
+    handler = ours.RequestReplyHandler(ours.StatefulFunctions())
+    with pytest.raises(errors().MalformedRequestError, match="not a ToFunction"):
+        handler.handle_sync(body)
