@@ -1,7 +1,7 @@
 """Build: compile the protocol's hot modules with mypyc, or fall back to pure Python.
 
 The modules below are plain, type-checked Python (mypy --strict). mypyc compiles that same source to C
-extensions, about 1.4x faster per batch (README, "Performance"); nothing else changes. Without a C compiler,
+extensions, about 1.5x faster per batch (README, "Performance"); nothing else changes. Without a C compiler,
 or with STATEFUN_WORKERS_PURE_PYTHON=1, the package installs as pure Python and behaves the same.
 """
 

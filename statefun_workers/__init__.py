@@ -4,6 +4,9 @@ The public API is the official Python SDK's, name for name: replace ``from state
 ``from statefun_workers import ...``.
 """
 
+import os as _os
+import sys as _sys
+
 from ._version import __version__
 from .address import SdkAddress
 from .context import Context
@@ -71,3 +74,22 @@ __all__ = [
     "UnknownFunctionError",
     "__version__",
 ]
+
+
+def _repair_compiled_file_paths() -> None:
+    """Give each mypyc-compiled module of this package a ``__file__`` that exists.
+
+    NOTE: mypyc derives a compiled module's ``__file__`` from the folder of its shared library, assuming that
+    library lies above the package; ours lies inside it (setup.py says why), which doubles the package folder
+    in the path. Tools that open ``__file__`` would then fail.
+    """
+    package = _os.path.dirname(__file__)
+    for name, module in list(_sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith(__name__ + ".") and path and not _os.path.exists(path):
+            candidate = _os.path.join(package, _os.path.basename(path))
+            if _os.path.exists(candidate):
+                module.__file__ = candidate
+
+
+_repair_compiled_file_paths()

@@ -32,6 +32,7 @@ def test_hot_modules_are_compiled():
     for name in COMPILED:
         module = importlib.import_module(f"statefun_workers.{name}")
         assert not module.__file__.endswith(".py"), f"statefun_workers.{name} runs as pure Python"
+        assert os.path.exists(module.__file__), f"statefun_workers.{name}.__file__ = {module.__file__}"
 
 
 def _responses(pythonpath: pathlib.Path) -> tuple[list[str], str]:
