@@ -20,6 +20,7 @@ COMPILED_MODULES = [
     "statefun_workers/egress.py",
     "statefun_workers/context.py",
     "statefun_workers/_dispatch.py",
+    "statefun_workers/cells.py",
 ]
 
 

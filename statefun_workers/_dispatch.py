@@ -14,11 +14,11 @@ from google.protobuf.message import DecodeError
 from . import _wire
 from ._proto.request_reply_pb2 import ToFunction
 from ._wire import LEN, LEN_TABLE_SIZE, varint
+from .cells import Cell
 from .context import _UNSET, Context
 from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
 from .functions import StatefulFunction
 from .messages import Message, ReceivedMessage
-from .storage import Cell
 
 __all__ = ["Batch", "BatchResult", "failed", "prepare", "respond", "run_sync"]
 

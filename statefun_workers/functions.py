@@ -13,8 +13,9 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import _wire
+from .cells import cell_arguments
 from .errors import ConfigurationError, UnknownFunctionError
-from .storage import cell_arguments, make_storage_class
+from .storage import make_storage_class
 from .typenames import check_function_typename, check_state_typename
 from .types import codec
 from .valuespec import ValueSpec

@@ -1,8 +1,8 @@
 """Address-scoped storage: the persisted values of one function instance during one batch.
 
-Each ValueSpec of a function becomes a property of a storage class generated once, at bind time. A ``Cell``
-holds one value for the duration of a batch: the bytes received are decoded on the first read only, writes keep
-the Python value, and the value is encoded once when the response is built, only if it was written or deleted.
+Each ValueSpec of a function becomes a property of a storage class generated once, at bind time, over a
+``Cell`` (cells.py) that holds the value for the duration of a batch: decoded on the first read only, and
+encoded once when the response is built, only if it was written or deleted.
 All invocations of a batch share the same cells, so invocation k sees the writes of invocations before it.
 
 NOTE: the official SDK encoded at every assignment and decoded at every read. Built-in values read back the
@@ -15,59 +15,14 @@ changed value back to persist it, as with the official SDK.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ._proto.request_reply_pb2 import TypedValue
+from .cells import UNREAD, Cell
 from .errors import ConfigurationError
-from .types import BuiltinType, codec
 from .valuespec import ValueSpec
 
-__all__ = ["Cell", "make_storage_class"]
-
-_UNREAD: Any = object()
-
-
-class Cell:
-    """One persisted value during one batch."""
-
-    __slots__ = ("received", "value", "dirty", "typename", "decode", "normalize")
-
-    def __init__(self, received: TypedValue | None, typename: str, decode: Callable[[bytes], Any],
-                 normalize: Callable[[Any], Any] | None) -> None:
-        self.received = received
-        self.value = _UNREAD
-        self.dirty = False
-        self.typename = typename
-        self.decode = decode
-        self.normalize = normalize
-
-    def get(self) -> Any:
-        value = self.value
-        if value is not _UNREAD:
-            return value
-        received = self.received
-        if received is None or not received.has_value:
-            value = None
-        else:
-            if received.typename != self.typename:
-                raise TypeError(f"Type mismatch: the runtime sent type {received.typename}, yet the value is "
-                                f"declared locally as {self.typename}")
-            value = self.decode(received.value)
-        self.value = value
-        return value
-
-    def set(self, value: Any) -> None:
-        if value is None:
-            raise ValueError("provided value must not be None. To delete a value, please use del.")
-        normalize = self.normalize
-        self.value = value if normalize is None else normalize(value)
-        self.dirty = True
-
-    def delete(self) -> None:
-        self.value = None
-        self.dirty = True
-
+__all__ = ["StorageBase", "make_storage_class"]
 
 # Attribute names the generated class uses itself; a ValueSpec may not take them.
 RESERVED_NAMES = frozenset({"_cells", "_typename"})
@@ -91,7 +46,7 @@ def _property(index: int, name: str) -> property:
         # PERF: a value already read or written is returned without calling Cell.get().
         cell = self._cells[index]
         value = cell.value
-        return cell.get() if value is _UNREAD else value
+        return cell.get() if value is UNREAD else value
 
     def fset(self: StorageBase, value: Any) -> None:
         self._cells[index].set(value)
@@ -112,14 +67,3 @@ def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
             raise ConfigurationError(f"function {typename!r}: duplicate registered value name: {spec.name}")
         namespace[spec.name] = _property(index, spec.name)
     return type(f"Storage[{typename}]", (StorageBase,), namespace)
-
-
-def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:
-    """Resolve once what every Cell of a spec needs: (state name, typename, decoder, normalizer).
-
-    A built-in type's value is normalized at assignment; a user type's value is kept as assigned and encoded
-    at the end of the batch (see the module docstring).
-    """
-    _, decode = codec(spec.type)
-    normalize = spec.type.normalize if isinstance(spec.type, BuiltinType) else None
-    return spec.name, spec.type.typename, decode, normalize

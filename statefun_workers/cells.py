@@ -1,0 +1,73 @@
+"""Cell: one persisted value during one batch, read lazily and written back once.
+
+The bytes received are decoded on the first read only; a write keeps the Python value (a built-in type's value
+normalized at once, see ``types.BuiltinType``); the value is encoded once, when the response is built, and
+only if it was written or deleted. storage.py explains what this means for user code.
+
+PERF: setup.py compiles this module with mypyc; every state read and write of a function goes through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._proto.request_reply_pb2 import TypedValue
+from .types import BuiltinType, codec
+from .valuespec import ValueSpec
+
+__all__ = ["UNREAD", "Cell", "cell_arguments"]
+
+UNREAD: Any = object()
+
+
+class Cell:
+    """One persisted value during one batch."""
+
+    __slots__ = ("received", "value", "dirty", "typename", "decode", "normalize")
+
+    def __init__(self, received: TypedValue | None, typename: str, decode: Callable[[bytes], Any],
+                 normalize: Callable[[Any], Any] | None) -> None:
+        self.received = received
+        self.value = UNREAD
+        self.dirty = False
+        self.typename = typename
+        self.decode = decode
+        self.normalize = normalize
+
+    def get(self) -> Any:
+        value = self.value
+        if value is not UNREAD:
+            return value
+        received = self.received
+        if received is None or not received.has_value:
+            value = None
+        else:
+            if received.typename != self.typename:
+                raise TypeError(f"Type mismatch: the runtime sent type {received.typename}, yet the value is "
+                                f"declared locally as {self.typename}")
+            value = self.decode(received.value)
+        self.value = value
+        return value
+
+    def set(self, value: Any) -> None:
+        if value is None:
+            raise ValueError("provided value must not be None. To delete a value, please use del.")
+        normalize = self.normalize
+        self.value = value if normalize is None else normalize(value)
+        self.dirty = True
+
+    def delete(self) -> None:
+        self.value = None
+        self.dirty = True
+
+
+def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:
+    """Resolve once what every Cell of a spec needs: (state name, typename, decoder, normalizer).
+
+    A built-in type's value is normalized at assignment; a user type's value is kept as assigned and encoded
+    at the end of the batch (see the module docstring).
+    """
+    _, decode = codec(spec.type)
+    normalize = spec.type.normalize if isinstance(spec.type, BuiltinType) else None
+    return spec.name, spec.type.typename, decode, normalize
