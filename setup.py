@@ -21,6 +21,7 @@ COMPILED_MODULES = [
     "statefun_workers/context.py",
     "statefun_workers/_dispatch.py",
     "statefun_workers/cells.py",
+    "statefun_workers/_read.py",
 ]
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from . import _wire
-from ._proto.request_reply_pb2 import ToFunction
+from ._read import Value, read_to_function
 from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .cells import Cell
 from .context import _UNSET, Context
@@ -90,19 +88,22 @@ def _function_failed(batch: Batch, index: int, ex: BaseException) -> FunctionErr
 def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any) -> Batch | BatchResult:
     """Parse, find the function, resolve the state: a batch to run, or the result already (an error, or the
     IncompleteInvocationContext naming the state the runtime must register first)."""
+    if type(request_bytes) is not bytes:
+        if not isinstance(request_bytes, (bytes, bytearray, memoryview)):
+            return _refused(MalformedRequestError(
+                f"the request body is not a ToFunction protobuf message (a {type(request_bytes).__name__}, "
+                f"not bytes)"))
+        request_bytes = bytes(request_bytes)
     try:
-        request = ToFunction.FromString(request_bytes)
-    except (DecodeError, TypeError) as ex:
-        size = (f"{len(request_bytes)} bytes" if isinstance(request_bytes, (bytes, bytearray, memoryview))
-                else f"a {type(request_bytes).__name__}, not bytes")
-        return _refused(MalformedRequestError(f"the request body is not a ToFunction protobuf message ({size})"), ex)
-    # PERF: no HasField("invocation") up front; an absent batch has an empty target and is caught below.
-    batch = request.invocation
+        batch = read_to_function(request_bytes)
+    except ValueError as ex:
+        return _refused(MalformedRequestError(
+            f"the request body is not a ToFunction protobuf message ({len(request_bytes)} bytes: {ex})"), ex)
     target = batch.target
     namespace, name, id = target.namespace, target.type, target.id
     function = by_type.get((namespace, name))
     if function is None:
-        if not request.HasField("invocation"):
+        if not batch.present:
             return _refused(MalformedRequestError(
                 "the request has no invocation batch (ToFunction.invocation)"))
         if not namespace and not name:
@@ -115,12 +116,12 @@ def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any
 
     # NOTE: a state sent by name only (registered, but without a value) is present, not missing: asking
     # for it again would make the runtime loop forever (../shared/protocol.md §7 item 3).
-    received: dict[str, Any] = {}
+    received: dict[str, Value | None] = {}
     read = 0
-    for persisted in batch.state:
-        value = persisted.state_value
-        received[persisted.state_name] = value
-        read += len(value.value)
+    for state_name, value in batch.state:
+        received[state_name] = value
+        if value is not None:
+            read += len(value.value)
     result.state_bytes_read = read
     if function.specs:
         if not function.spec_names <= received.keys():

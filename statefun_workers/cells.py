@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._proto.request_reply_pb2 import TypedValue
+from ._read import Value
 from .types import BuiltinType, codec
 from .valuespec import ValueSpec
 
@@ -26,7 +26,7 @@ class Cell:
 
     __slots__ = ("received", "value", "dirty", "typename", "decode", "normalize")
 
-    def __init__(self, received: TypedValue | None, typename: str, decode: Callable[[bytes], Any],
+    def __init__(self, received: Value | None, typename: str, decode: Callable[[bytes], Any],
                  normalize: Callable[[Any], Any] | None) -> None:
         self.received = received
         self.value = UNREAD

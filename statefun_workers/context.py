@@ -8,7 +8,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from . import _wire
-from ._proto.request_reply_pb2 import Address, ToFunction
+from ._read import Address, Invocation
 from .address import SdkAddress
 from .messages import EgressMessage, Message
 from .typenames import parse_typename
@@ -18,7 +18,9 @@ __all__ = ["Context"]
 _UNSET: Any = object()
 
 
-def _address_or_none(address: Address) -> SdkAddress | None:
+def _address_or_none(address: Address | None) -> SdkAddress | None:
+    if address is None:
+        return None
     namespace, name, id = address.namespace, address.type, address.id
     if not namespace and not name and not id:
         return None
@@ -67,7 +69,7 @@ class Context:
         self._id = id
         self._address: SdkAddress | None = None
         self._storage = storage
-        self._invocation: ToFunction.Invocation | None = None
+        self._invocation: Invocation | None = None
         self._caller: Any = None
         self.messages: list[tuple[bytes, Message]] = []
         """Messages sent (encoded target typename, message), in call order."""
@@ -97,12 +99,10 @@ class Context:
         caller = self._caller
         if caller is _UNSET:
             invocation = self._invocation
-            caller = self._caller = (
-                _address_or_none(invocation.caller) if invocation is not None and invocation.HasField("caller")
-                else None)
+            caller = self._caller = None if invocation is None else _address_or_none(invocation.caller)
         return caller  # type: ignore[no-any-return]
 
-    def _enter(self, invocation: ToFunction.Invocation) -> None:
+    def _enter(self, invocation: Invocation) -> None:
         """Move on to the next message of the batch (the caller changes per message)."""
         self._invocation = invocation
         self._caller = _UNSET

@@ -7,6 +7,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from ._proto.request_reply_pb2 import TypedValue
+from ._read import Value
 from ._wire import LEN, LEN_TABLE_SIZE, present_value, varint
 from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongType, StringType, Type
 
@@ -17,30 +18,52 @@ __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builde
 class _Value:
     """The value part shared by messages and egress records.
 
-    A received value is the request's ``TypedValue``; a built one is kept as its encoded bytes (PERF: it goes
-    to the response as it is), and ``typed_value`` turns it into a ``TypedValue`` only when user code asks.
+    PERF: a received value is the reader's ``Value`` (typename, has_value, value, and the payload it came
+    from); a built one is kept as its encoded bytes, which go to the response as they are. ``typed_value``
+    makes a protobuf ``TypedValue`` of either only when user code asks for one.
     """
 
-    __slots__ = ("_typed_value", "_encoded")
+    __slots__ = ("_typed_value", "_encoded", "_received")
 
     def __init__(self) -> None:
         self._typed_value: TypedValue | None = None
         self._encoded: bytes | None = None
+        self._received: Value | None = None
 
     @property
     def typed_value(self) -> TypedValue:
         """The value as a protobuf ``TypedValue`` (typename, has_value, value)."""
         tv = self._typed_value
         if tv is None:
-            encoded = self._encoded
-            assert encoded is not None  # one of the two is always set
-            tv = self._typed_value = TypedValue.FromString(encoded)
+            received = self._received
+            data = received.payload if received is not None else self._encoded
+            assert data is not None  # one of the three is always set
+            tv = self._typed_value = TypedValue.FromString(data)
         return tv
 
     @typed_value.setter
     def typed_value(self, value: TypedValue) -> None:
         self._typed_value = value
         self._encoded = None
+        self._received = None
+
+    # PERF: the accessors read a received Value's fields directly (native attributes once compiled) and go
+    #   through a TypedValue only for a value that came from elsewhere.
+
+    def _typename(self) -> str:
+        received = self._received
+        if received is not None:
+            return received.typename
+        typename: str = self.typed_value.typename
+        return typename
+
+    def _data(self) -> bytes | None:
+        """The value's bytes, or None when it has no value."""
+        received = self._received
+        if received is not None:
+            return received.value if received.has_value else None
+        tv = self.typed_value
+        return tv.value if tv.has_value else None
 
     def encoded_value(self) -> bytes:
         """The TypedValue's bytes, as they go into a response."""
@@ -51,12 +74,11 @@ class _Value:
 
     def value_typename(self) -> str:
         """The typename the value was sent with."""
-        return self.typed_value.typename
+        return self._typename()
 
     def raw_value(self) -> bytes | None:
         """The value's bytes as received, or ``None`` when there is no value."""
-        tv = self.typed_value
-        return tv.value if tv.has_value else None
+        return self._data()
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -80,55 +102,54 @@ class Message(_Value):
         self.target_id = target_id
         self._typed_value = typed_value
         self._encoded = None
+        self._received = None
 
     def is_int(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/int"
+        return self._typename() == "io.statefun.types/int"
 
     def as_int(self) -> int | None:
         return self.as_type(IntType)  # type: ignore[no-any-return]
 
     def is_bool(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/bool"
+        return self._typename() == "io.statefun.types/bool"
 
     def as_bool(self) -> bool | None:
         return self.as_type(BoolType)  # type: ignore[no-any-return]
 
     def is_long(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/long"
+        return self._typename() == "io.statefun.types/long"
 
     def as_long(self) -> int | None:
         return self.as_type(LongType)  # type: ignore[no-any-return]
 
     def is_string(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/string"
+        return self._typename() == "io.statefun.types/string"
 
     def as_string(self) -> str | None:
         # PERF: the most common accessor skips the generic path.
-        tv = self._typed_value or self.typed_value
-        return StringType.decode(tv.value) if tv.has_value else None
+        data = self._data()
+        return None if data is None else StringType.decode(data)
 
     def is_float(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/float"
+        return self._typename() == "io.statefun.types/float"
 
     def as_float(self) -> float | None:
         return self.as_type(FloatType)  # type: ignore[no-any-return]
 
     def is_double(self) -> bool:
-        return self.typed_value.typename == "io.statefun.types/double"
+        return self._typename() == "io.statefun.types/double"
 
     def as_double(self) -> float | None:
         return self.as_type(DoubleType)  # type: ignore[no-any-return]
 
     def is_type(self, tpe: Any) -> bool:
         """Whether the value's typename is ``tpe``'s."""
-        return bool(self.typed_value.typename == tpe.typename)
+        return bool(self._typename() == tpe.typename)
 
     def as_type(self, tpe: Any) -> Any:
         """Read the value as ``tpe``, or ``None`` when the message has no value."""
-        tv = self._typed_value or self.typed_value
-        if not tv.has_value:
-            return None
-        return tpe.serializer().deserialize(tv.value)
+        data = self._data()
+        return None if data is None else tpe.serializer().deserialize(data)
 
     def __repr__(self) -> str:
         return (f"Message(target_typename={self.target_typename!r}, target_id={self.target_id!r}, "
@@ -144,11 +165,12 @@ class ReceivedMessage(Message):
 
     __slots__ = ()
 
-    def __init__(self, target_typename: str, target_id: str, typed_value: TypedValue) -> None:
+    def __init__(self, target_typename: str, target_id: str, received: Value) -> None:
         self.target_typename = target_typename
         self.target_id = target_id
-        self._typed_value = typed_value
+        self._typed_value = None
         self._encoded = None
+        self._received = received
 
 
 class BuiltMessage(Message):
@@ -161,6 +183,7 @@ class BuiltMessage(Message):
         self.target_id = target_id
         self._typed_value = None
         self._encoded = encoded
+        self._received = None
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -177,6 +200,7 @@ class EgressMessage(_Value):
         self.typename = typename
         self._typed_value = typed_value
         self._encoded = None
+        self._received = None
 
     def __repr__(self) -> str:
         return f"EgressMessage(typename={self.typename!r}, value_typename={self.value_typename()!r})"
@@ -191,6 +215,7 @@ class BuiltEgress(EgressMessage):
         self.typename = typename
         self._typed_value = None
         self._encoded = encoded
+        self._received = None
 
 
 def encode_value(tpe: Any, value: Any) -> bytes:
