@@ -1,8 +1,9 @@
-"""The protocol's hot path: parse a ToFunction, resolve the state, run sync functions, encode the FromFunction.
+"""The protocol's hot path: read a ToFunction, resolve the state, run sync functions, encode the FromFunction.
 
 ``handler.RequestReplyHandler`` is the public face; this module holds the steps it strings together for each
-request. PERF: setup.py compiles this module with mypyc (with _wire, types, messages, egress and context);
-it is also plain, type-checked Python that runs as it is where no compiler is available.
+request. Requests are read by ``_read`` and responses written by ``_wire``, both by hand. PERF: setup.py
+compiles these modules with mypyc; they are also plain, type-checked Python that runs as it is where no
+compiler is available.
 """
 
 from __future__ import annotations
