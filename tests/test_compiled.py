@@ -31,7 +31,9 @@ def test_hot_modules_are_compiled():
     """`make test` builds the extensions; a silent fallback to pure Python would hide a broken build."""
     for name in COMPILED:
         module = importlib.import_module(f"statefun_workers.{name}")
-        assert not module.__file__.endswith(".py"), f"statefun_workers.{name} runs as pure Python"
+        assert not module.__file__.endswith(".py"), (
+            f"statefun_workers.{name} runs as pure Python: the mypyc build failed (`pip install -v -e .` says "
+            f"why); without a C compiler, run the suite with STATEFUN_WORKERS_PURE_PYTHON=1")
         assert os.path.exists(module.__file__), f"statefun_workers.{name}.__file__ = {module.__file__}"
 
 
