@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import _wire
-from ._read import Value, read_to_function
+from ._read import Value
+from ._read import read as read_request
 from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .cells import Cell
 from .context import _UNSET, Context
@@ -96,7 +97,7 @@ def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any
                 f"not bytes)"))
         request_bytes = bytes(request_bytes)
     try:
-        batch = read_to_function(request_bytes)
+        batch = read_request(request_bytes)
     except ValueError as ex:
         return _refused(MalformedRequestError(
             f"the request body is not a ToFunction protobuf message ({len(request_bytes)} bytes: {ex})"), ex)

@@ -15,7 +15,11 @@ Anything else (a truncated field, a varint over ten bytes, a bad wire type) rais
 
 from __future__ import annotations
 
-__all__ = ["Address", "Batch", "Invocation", "Value", "read_to_function"]
+from google.protobuf.message import DecodeError
+
+from ._proto.request_reply_pb2 import ToFunction
+
+__all__ = ["Address", "Batch", "Invocation", "Value", "read", "read_to_function", "read_with_protobuf"]
 
 
 class Value:
@@ -316,3 +320,39 @@ def read_to_function(data: bytes) -> Batch:
         return _batch(_EMPTY, 0, 0, False)
     merged, start, stop = batches.merged()
     return _batch(merged, start, stop, True)
+
+
+def read_with_protobuf(data: bytes) -> Batch:
+    """The same reading through protobuf's own parser.
+
+    PERF: this module's reader is fast once compiled by mypyc and several times slower than protobuf's C parser
+    when it runs as plain Python (an install without a C compiler); ``read`` picks the faster of the two.
+    """
+    try:
+        request = ToFunction.FromString(data)
+    except DecodeError as ex:
+        raise ValueError(str(ex) or "not a ToFunction") from None
+    batch = request.invocation
+    target = batch.target
+    state: list[tuple[str, Value | None]] = []
+    for persisted in batch.state:
+        value = None
+        if persisted.HasField("state_value"):
+            tv = persisted.state_value
+            value = Value(tv.typename, tv.has_value, tv.value, _EMPTY, 0, 0)
+        state.append((persisted.state_name, value))
+    invocations: list[Invocation] = []
+    for invocation in batch.invocations:
+        caller = None
+        if invocation.HasField("caller"):
+            address = invocation.caller
+            caller = Address(address.namespace, address.type, address.id)
+        tv = invocation.argument
+        payload = tv.SerializeToString()
+        invocations.append(Invocation(caller, Value(tv.typename, tv.has_value, tv.value, payload, 0, len(payload))))
+    return Batch(request.HasField("invocation"), Address(target.namespace, target.type, target.id), state,
+                 invocations)
+
+
+read = read_with_protobuf if __file__.endswith(".py") else read_to_function
+"""The reader this process uses: this module's own when compiled, protobuf's otherwise."""
