@@ -140,6 +140,9 @@ class HealthResource:
         resp.content_type = _TEXT
         resp.text = "ok"
 
+    # Some load balancers probe with HEAD; Falcon sends the headers and no body.
+    on_head = on_get
+
 
 class ReadyResource:
     """``GET /readyz``: 200, or 503 once the worker is draining so that load balancers stop sending work."""
@@ -154,6 +157,8 @@ class ReadyResource:
             resp.text = "draining"
         else:
             resp.text = "ready"
+
+    on_head = on_get
 
 
 class MetricsResource:

@@ -139,6 +139,9 @@ def test_chunked_body_is_served(server: Server) -> None:
 def test_health_ready_and_metrics(server: Server) -> None:
     assert server.get("/healthz")[0] == 200
     assert server.get("/readyz")[0] == 200
+    for probe in ("/healthz", "/readyz"):
+        status, _, body = server.get(probe, method="HEAD")
+        assert (status, body) == (200, b"")
     server.post(greeter_request("Fay", seen=1))
     status, headers, body = server.get("/metrics")
     assert status == 200
