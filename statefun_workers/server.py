@@ -16,7 +16,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import falcon
@@ -195,14 +195,52 @@ def _describe(ex: StatefunError) -> str:
     return f"{ex.status} {ex.reason}: {text}\n"
 
 
+class TracebackThrottle:
+    """Whether to log a failure's traceback: at most once per ``interval`` seconds for one failure.
+
+    The runtime re-sends a failing batch within milliseconds, again and again for up to its call budget (two
+    minutes by default); one traceback per attempt would bury everything else in the log. Every failure is
+    still logged, on one line; the traceback comes with the first one, and again once the interval has passed,
+    with the number of attempts logged without it meanwhile. A failure is its reason, typename and address id.
+    """
+
+    __slots__ = ("interval", "_clock", "_seen")
+
+    _MAX_KEYS = 4096
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._seen: dict[tuple[str, str | None, str | None], tuple[float, int]] = {}
+
+    def check(self, key: tuple[str, str | None, str | None]) -> tuple[bool, int]:
+        """(log the traceback now?, attempts logged without one since the last traceback)."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False, seen[1] + 1
+        if len(self._seen) >= self._MAX_KEYS:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        return True, 0 if seen is None else seen[1]
+
+
+_THROTTLE = TracebackThrottle()
+
+
 async def _handle_statefun_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: StatefunError,
                                  params: dict[str, Any]) -> None:
     status = ex.status
-    fields = {"status": status, "reason": ex.reason, "typename": ex.typename, "address_id": ex.id}
+    with_traceback, suppressed = _THROTTLE.check((ex.reason, ex.typename, ex.id))
+    fields: dict[str, Any] = {"status": status, "reason": ex.reason, "typename": ex.typename, "address_id": ex.id}
+    if suppressed:
+        fields["tracebacks_suppressed"] = suppressed
     if status >= 500 and status != 503:
-        log.error("batch failed: %s", ex, exc_info=ex, extra=fields)
+        log.error("batch failed: %s", ex, exc_info=ex if with_traceback else None, extra=fields)
     else:
-        log.warning("batch refused: %s", ex, exc_info=ex if ex.__cause__ is not None else None, extra=fields)
+        log.warning("batch refused: %s", ex, exc_info=ex if with_traceback and ex.__cause__ is not None else None,
+                    extra=fields)
     resp.status = status
     resp.content_type = _TEXT
     resp.text = _describe(ex)

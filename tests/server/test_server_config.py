@@ -159,3 +159,18 @@ def test_json_logs_are_one_line_with_the_traceback() -> None:
     entry = json.loads(line)
     assert entry["msg"] == "failed x" and entry["level"] == "error" and entry["typename"] == "a/b"
     assert "ValueError: boom" in entry["exc"]
+
+
+def test_traceback_throttle_logs_one_traceback_per_failure_and_interval() -> None:
+    from statefun_workers.server import TracebackThrottle
+
+    now = [100.0]
+    throttle = TracebackThrottle(interval=10.0, clock=lambda: now[0])
+    key = ("function_failed", "a/b", "id-1")
+    assert throttle.check(key) == (True, 0)
+    assert throttle.check(key) == (False, 1)
+    assert throttle.check(key) == (False, 2)
+    assert throttle.check(("function_failed", "a/b", "id-2")) == (True, 0)  # another address: its own
+    now[0] += 10.0
+    assert throttle.check(key) == (True, 2)  # the interval passed: a traceback again, and how many were not
+    assert throttle.check(key) == (False, 1)

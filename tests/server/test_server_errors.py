@@ -70,6 +70,23 @@ def test_failing_function_is_500_naming_typename_and_id_without_leaking(server: 
     assert "secret-detail-that-must-not-leak" in str(records[0]["exc"])
 
 
+def test_a_batch_failing_again_and_again_logs_its_traceback_once(server: Server) -> None:
+    """The runtime re-sends a failing batch within milliseconds: each attempt is logged, on one line, and
+    only the first carries the traceback."""
+    request = to_function("test/fail", "id-again", [string_arg("x")])
+    conn = server.connect()
+    try:
+        for _ in range(3):
+            assert server.post(request, conn=conn)[0] == 500
+    finally:
+        conn.close()
+    records = poll(lambda: (lambda found: found if len(found) == 3 else None)(
+        [r for r in server.log_records() if r.get("address_id") == "id-again"]))
+    assert isinstance(records, list)
+    assert ["exc" in r for r in records] == [True, False, False]
+    assert [r.get("tracebacks_suppressed") for r in records] == [None, 1, 2]
+
+
 def test_body_over_the_limit_is_413_before_it_is_read(server: Server) -> None:
     conn = server.connect()
     try:
