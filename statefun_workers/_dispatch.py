@@ -13,7 +13,6 @@ from typing import Any
 from . import _wire
 from ._read import Value
 from ._read import read as read_request
-from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .cells import Cell
 from .context import _UNSET, Context
 from .errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
@@ -178,63 +177,47 @@ def failed(batch: Batch, index: int, ex: Exception) -> BatchResult:
 
 
 def respond(batch: Batch) -> BatchResult:
-    """Encode every effect of a successful batch as one InvocationResponse.
-
-    PERF: the hottest loop of a request; the protobuf framing is written inline (tag, length from the
-    LEN table, payload) rather than through _wire's helpers. tests/core/test_wire.py holds it to the
-    generated classes' bytes.
-    """
+    """Encode every effect of a successful batch as one InvocationResponse (fields in field-number order)."""
     result = batch.result
     context = batch.context
     function = batch.function
     parts: list[bytes] = []
-    append = parts.append
     written = 0
     for index, cell in enumerate(batch.cells):
         if not cell.dirty:
             continue
-        value = cell.value
-        if value is None:
-            append(function.delete_mutations[index])
+        if cell.value is None:
+            parts.append(function.delete_mutations[index])
             continue
         try:
-            data = function.encoders[index](value)
+            data = function.encoders[index](cell.value)
         except Exception as ex:
             return _unserializable(batch, index, ex)
         written += len(data)
-        n = len(data)
-        tv = (function.value_prefixes[index] + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
-              if n else function.value_prefixes[index])
-        n = len(tv)
-        mutation = function.modify_prefixes[index] + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
-        n = len(mutation)
-        append(b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + mutation)
+        state_value = _wire.with_value(function.value_prefixes[index], data)
+        parts.append(_wire.field_bytes(_wire.STATE_MUTATION, function.modify_prefixes[index]
+                                       + _wire.field_bytes(b"\x1a", state_value)))
     for target, message in context.messages:
-        append(_outgoing_message(target, message))
+        parts.append(_wire.field_bytes(_wire.OUTGOING_MESSAGE, _wire.invocation(
+            _address(target, message), message.encoded_value())))
     cancellations = 0
     for delay, target, delayed, token in context.delayed:
         if delayed is None:
             cancellations += 1
-            append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
-            continue
-        append(_delayed_message(delay, target, delayed, token))
+            parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
+        else:
+            parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.delayed_invocation(
+                delay, _address(target, delayed), delayed.encoded_value(), token or "")))
     for target, egress in context.egresses:
-        tv = egress._encoded or egress.encoded_value()
-        n = len(tv)
-        body = target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + tv
-        n = len(body)
-        append(b"\x22" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body)
+        parts.append(_wire.field_bytes(_wire.OUTGOING_EGRESS, _wire.egress(target, egress.encoded_value())))
     result.state_bytes_written = written
     result.messages = len(context.messages)
     result.delayed = len(context.delayed) - cancellations
     result.cancellations = cancellations
     result.egresses = len(context.egresses)
     if parts:
-        body = b"".join(parts)
-        n = len(body)
-        result.response = b"\xa2\x06" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+        result.response = _wire.field_bytes(_wire.INVOCATION_RESULT, b"".join(parts))
     return result
-
 
 
 def _unserializable(batch: Batch, index: int, ex: Exception) -> BatchResult:
@@ -253,31 +236,8 @@ def _unserializable(batch: Batch, index: int, ex: Exception) -> BatchResult:
 
 
 def _address(target: bytes, message: Message) -> bytes:
-    """Address bytes: the cached namespace and type fields, then the id (omitted when empty)."""
-    target_id = message.target_id.encode("utf-8")
-    n = len(target_id)
-    if not n:
-        return target
-    return target + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + target_id
-
-
-def _outgoing_message(target: bytes, message: Message) -> bytes:
-    """InvocationResponse.outgoing_messages entry: Invocation {target = 1, argument = 2}, framed."""
-    address = _address(target, message)
-    tv = message._encoded or message.encoded_value()
-    n, m = len(address), len(tv)
-    body = (b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + address
-            + b"\x12" + (LEN[m] if m < LEN_TABLE_SIZE else varint(m)) + tv)
-    n = len(body)
-    return b"\x12" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
-
-
-def _delayed_message(delay: int, target: bytes, message: Message, token: str | None) -> bytes:
-    """InvocationResponse.delayed_invocations entry for a delayed send, framed."""
-    body = _wire.delayed_invocation(delay, _address(target, message), message._encoded or message.encoded_value(),
-                                    token or "")
-    n = len(body)
-    return b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + body
+    """Address bytes: the cached namespace and type fields (context.encoded_target), then the id."""
+    return target + _wire.optional_str(b"\x1a", message.target_id)
 
 
 def _refused(error: StatefunError, cause: BaseException | None = None) -> BatchResult:

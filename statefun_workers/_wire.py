@@ -28,11 +28,6 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-LEN_TABLE_SIZE = 4096
-LEN = [varint(n) for n in range(LEN_TABLE_SIZE)]
-"""PERF: the varint of every length below LEN_TABLE_SIZE, so hot code indexes instead of calling varint()."""
-
-
 def field_bytes(tag: bytes, data: bytes) -> bytes:
     """A length-delimited field (string, bytes or sub-message) that is always written, even when empty."""
     n = len(data)
@@ -43,12 +38,7 @@ def field_bytes(tag: bytes, data: bytes) -> bytes:
 
 def optional_bytes(tag: bytes, data: bytes) -> bytes:
     """A proto3 string or bytes field: omitted when empty."""
-    if not data:
-        return b""
-    n = len(data)
-    if n < 128:
-        return tag + _ONE_BYTE[n] + data
-    return tag + varint(n) + data
+    return field_bytes(tag, data) if data else b""
 
 
 def optional_str(tag: bytes, text: str) -> bytes:
@@ -58,36 +48,31 @@ def optional_str(tag: bytes, text: str) -> bytes:
     return field_bytes(tag, text.encode("utf-8"))
 
 
-def typed_value(typename: str, has_value: bool, value: bytes) -> bytes:
-    """io.statefun.sdk.reqreply.TypedValue {typename = 1, has_value = 2, value = 3}."""
-    return (optional_str(b"\x0a", typename) + (b"\x10\x01" if has_value else b"")
-            + optional_bytes(b"\x1a", value))
-
-
 _PRESENT_PREFIXES: dict[str, bytes] = {}
 
 
 def present_value(typename: str, value: bytes) -> bytes:
-    """A TypedValue with ``has_value`` set: what every builder and every state write produces.
+    """io.statefun.sdk.reqreply.TypedValue {typename = 1, has_value = 2, value = 3} with ``has_value`` set:
+    what every builder and every state write produces.
 
     PERF: the typename and has_value fields are the same for every value of a type; they are encoded once.
     """
     prefix = _PRESENT_PREFIXES.get(typename)
     if prefix is None:
-        prefix = optional_str(b"\x0a", typename) + b"\x10\x01"
+        prefix = value_prefix(typename)
         if len(_PRESENT_PREFIXES) < 4096:
             _PRESENT_PREFIXES[typename] = prefix
-    if not value:
-        return prefix
-    n = len(value)
-    if n < 128:
-        return prefix + b"\x1a" + _ONE_BYTE[n] + value
-    return prefix + b"\x1a" + varint(n) + value
+    return with_value(prefix, value)
 
 
-def address(namespace: str, type: str, id: str) -> bytes:
-    """io.statefun.sdk.reqreply.Address {namespace = 1, type = 2, id = 3}."""
-    return optional_str(b"\x0a", namespace) + optional_str(b"\x12", type) + optional_str(b"\x1a", id)
+def value_prefix(typename: str) -> bytes:
+    """The fields of a present TypedValue before its value: typename and has_value."""
+    return optional_str(b"\x0a", typename) + b"\x10\x01"
+
+
+def with_value(prefix: bytes, value: bytes) -> bytes:
+    """A present TypedValue from its prefix (see value_prefix) and its value bytes."""
+    return prefix + optional_bytes(b"\x1a", value)
 
 
 # Tags, named by message and field.
@@ -102,9 +87,12 @@ MISSING_VALUE = b"\x0a"  # IncompleteInvocationContext.missing_values = 1
 _MODIFY = b"\x08\x01"  # PersistedValueMutation.mutation_type = MODIFY (DELETE = 0 is omitted)
 
 
-def modify_mutation(state_name: str, state_value: bytes) -> bytes:
-    """PersistedValueMutation MODIFY {mutation_type = 1, state_name = 2, state_value = 3}; value pre-encoded."""
-    return _MODIFY + optional_str(b"\x12", state_name) + field_bytes(b"\x1a", state_value)
+def modify_prefix(state_name: str) -> bytes:
+    """The fields of a PersistedValueMutation MODIFY before its state value: mutation_type and state_name.
+
+    A MODIFY is ``modify_prefix(name) + field_bytes(b"\\x1a", state_value)``; the prefix is encoded once per spec.
+    """
+    return _MODIFY + optional_str(b"\x12", state_name)
 
 
 def delete_mutation(state_name: str) -> bytes:
@@ -128,9 +116,10 @@ def cancellation(token: str) -> bytes:
     return b"\x50\x01" + optional_str(b"\x5a", token)
 
 
-def egress(namespace: str, type: str, argument: bytes) -> bytes:
-    """FromFunction.EgressMessage {egress_namespace = 1, egress_type = 2, argument = 3}."""
-    return optional_str(b"\x0a", namespace) + optional_str(b"\x12", type) + field_bytes(b"\x1a", argument)
+def egress(target: bytes, argument: bytes) -> bytes:
+    """FromFunction.EgressMessage {egress_namespace = 1, egress_type = 2, argument = 3}; ``target`` is the
+    first two fields, encoded (as context.encoded_target gives them)."""
+    return target + field_bytes(b"\x1a", argument)
 
 
 def persisted_value_spec(state_name: str, expiration: bytes, type_typename: str) -> bytes:

@@ -6,7 +6,6 @@ from struct import Struct
 from typing import Any
 
 from . import _wire
-from ._wire import LEN, LEN_TABLE_SIZE, varint
 from .messages import BuiltEgress, EgressMessage
 
 __all__ = ["kafka_egress_message", "kinesis_egress_message"]
@@ -15,7 +14,8 @@ __all__ = ["kafka_egress_message", "kinesis_egress_message"]
 KAFKA_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
 KINESIS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
 
-_KAFKA_VALUE_PREFIX = _wire.present_value(KAFKA_RECORD_TYPENAME, b"")
+_KAFKA_VALUE_PREFIX = _wire.value_prefix(KAFKA_RECORD_TYPENAME)
+_KINESIS_VALUE_PREFIX = _wire.value_prefix(KINESIS_RECORD_TYPENAME)
 
 # Kafka's IntegerSerializer and DoubleSerializer formats: big-endian.
 _KAFKA_INT = Struct(">i")
@@ -59,23 +59,10 @@ def kafka_egress_message(typename: str, topic: Any, value: Any, value_type: Any 
         raise ValueError("Missing value")
     if not typename:
         raise ValueError("typename is missing")
-    # PERF: the record (key = 1, value_bytes = 2, topic = 3) and its TypedValue framed inline: once per record.
-    data = value.encode("utf-8") if type(value) is str and not value_type else _kafka_value_bytes(value, value_type)
-    record = b""
-    if key is not None:
-        k = (key if type(key) is str else _check_str("key", key)).encode("utf-8")
-        n = len(k)
-        if n:
-            record = b"\x0a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + k
-    n = len(data)
-    if n:
-        record += b"\x12" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
-    t = (topic if type(topic) is str else _check_str("topic", topic)).encode("utf-8")
-    n = len(t)
-    record += b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + t
-    n = len(record)
-    return BuiltEgress(typename, _KAFKA_VALUE_PREFIX + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n))
-                       + record)
+    record = _wire.kafka_producer_record(
+        "" if key is None else _check_str("key", key), _kafka_value_bytes(value, value_type),
+        _check_str("topic", topic))
+    return BuiltEgress(typename, _wire.with_value(_KAFKA_VALUE_PREFIX, record))
 
 
 def kinesis_egress_message(typename: str, stream: Any, value: Any, partition_key: Any, value_type: Any = None,
@@ -104,4 +91,4 @@ def kinesis_egress_message(typename: str, stream: Any, value: Any, partition_key
         "" if explicit_hash_key is None else _check_str("explicit_hash_key", explicit_hash_key))
     if not typename:
         raise ValueError("typename is missing")
-    return BuiltEgress(typename, _wire.present_value(KINESIS_RECORD_TYPENAME, record))
+    return BuiltEgress(typename, _wire.with_value(_KINESIS_VALUE_PREFIX, record))

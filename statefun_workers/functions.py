@@ -73,9 +73,8 @@ class StatefulFunction:
         self.cell_args = tuple(cell_arguments(spec) for spec in self.specs)
         self.encoders = tuple(codec(spec.type)[0] for spec in self.specs)
         # PERF: the constant parts of each spec's mutations, encoded once (see RequestReplyHandler._respond).
-        self.value_prefixes = tuple(_wire.present_value(spec.type.typename, b"") for spec in self.specs)
-        self.modify_prefixes = tuple(
-            _wire.modify_mutation(spec.name, b"")[:-1] for spec in self.specs)  # up to the state_value length
+        self.value_prefixes = tuple(_wire.value_prefix(spec.type.typename) for spec in self.specs)
+        self.modify_prefixes = tuple(_wire.modify_prefix(spec.name) for spec in self.specs)
         self.delete_mutations = tuple(
             _wire.field_bytes(_wire.STATE_MUTATION, _wire.delete_mutation(spec.name)) for spec in self.specs)
         self.is_async = _is_async(fun)

@@ -8,7 +8,7 @@ from mypy_extensions import mypyc_attr
 
 from ._proto.request_reply_pb2 import TypedValue
 from ._read import Value
-from ._wire import LEN, LEN_TABLE_SIZE, present_value, varint
+from ._wire import present_value, with_value
 from .types import BoolType, BuiltinType, DoubleType, FloatType, IntType, LongType, StringType, Type
 
 __all__ = ["EgressMessage", "Message", "egress_message_builder", "message_builder"]
@@ -221,7 +221,7 @@ class BuiltEgress(EgressMessage):
 def encode_value(tpe: Any, value: Any) -> bytes:
     """Serialize ``value`` as ``tpe`` into the bytes of a TypedValue."""
     if type(tpe) is BuiltinType:
-        return present_value(tpe.typename, tpe.encode(value))
+        return with_value(tpe.value_prefix, tpe.encode(value))
     if isinstance(tpe, type) or not hasattr(tpe, "typename"):
         raise TypeError(f"value_type must be a StateFun Type, not {tpe!r}")
     return present_value(tpe.typename, tpe.serializer().serialize(value))
@@ -257,14 +257,7 @@ def message_builder(target_typename: str, target_id: str, **kwargs: Any) -> Mess
     if not value_type:
         raise ValueError("Could not deduce the value type, please specify the type explicitly. via passing: "
                          "value=<the value>, value_type=<the type>")
-    # PERF: present_value() inlined for the built-in types; this runs once per send.
-    if type(value_type) is BuiltinType:
-        data = value_type.encode(value)
-        n = len(data)
-        encoded = (value_type.value_prefix + b"\x1a" + (LEN[n] if n < LEN_TABLE_SIZE else varint(n)) + data
-                   if n else value_type.value_prefix)
-    else:
-        encoded = encode_value(value_type, value)
+    encoded = encode_value(value_type, value)
     # NOTE: after encoding, as the official SDK, so that a bad value and a bad target raise the same error.
     if not target_typename:
         raise ValueError("target_typename can not be missing")

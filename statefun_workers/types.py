@@ -17,7 +17,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from ._proto import types_pb2
-from ._wire import INT32, INT64, field_bytes, present_value
+from ._wire import INT32, INT64, field_bytes, value_prefix
 
 __all__ = [
     "BoolType",
@@ -315,7 +315,7 @@ class BuiltinType(Type):
         self.encode = encode
         self.decode = decode
         self.normalize = normalize
-        self.value_prefix = present_value(typename, b"")
+        self.value_prefix = value_prefix(typename)
         """The TypedValue fields before the value (typename, has_value), encoded once."""
         self._serializer = _BuiltinSerializer(encode, decode)
 

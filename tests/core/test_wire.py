@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from statefun_workers import _wire
 from statefun_workers._proto import kafka_egress_pb2, kinesis_egress_pb2
 from statefun_workers._proto.request_reply_pb2 import Address, FromFunction, TypedValue
+from statefun_workers.context import encoded_target
 
 text = st.text(max_size=40) | st.text(min_size=120, max_size=300)
 data = st.binary(max_size=40) | st.binary(min_size=120, max_size=20000)
@@ -20,21 +21,21 @@ def test_varint_matches_protobuf(value):
     assert message.SerializeToString() == (b"\x10" + _wire.varint(value) if value else b"")
 
 
-def test_len_table_is_the_varint_of_each_length():
-    assert all(_wire.LEN[n] == _wire.varint(n) for n in range(_wire.LEN_TABLE_SIZE))
+@given(text, data)
+def test_present_typed_value(typename, value):
+    expected = TypedValue(typename=typename, has_value=True, value=value).SerializeToString()
+    assert _wire.present_value(typename, value) == expected
+    assert _wire.with_value(_wire.value_prefix(typename), value) == expected
 
 
-@given(text, st.booleans(), data)
-def test_typed_value(typename, has_value, value):
-    expected = TypedValue(typename=typename, has_value=has_value, value=value).SerializeToString()
-    assert _wire.typed_value(typename, has_value, value) == expected
-    if has_value:
-        assert _wire.present_value(typename, value) == expected
-
-
-@given(text, text, text)
-def test_address(namespace, type, id):
-    assert _wire.address(namespace, type, id) == Address(namespace=namespace, type=type, id=id).SerializeToString()
+@given(text.filter(lambda t: "/" in t.rstrip("/")[1:] if t else False), text)
+def test_address(typename, id):
+    """An Address as responses write it: the target's cached namespace and type fields, then the id."""
+    namespace, _, type = typename.rpartition("/")
+    if not namespace or not type:
+        return
+    encoded = encoded_target(typename) + _wire.optional_str(b"\x1a", id)
+    assert encoded == Address(namespace=namespace, type=type, id=id).SerializeToString()
 
 
 @given(text, text, data)
@@ -42,7 +43,8 @@ def test_mutations(name, typename, value):
     tv = TypedValue(typename=typename, has_value=True, value=value)
     modify = FromFunction.PersistedValueMutation(
         mutation_type=FromFunction.PersistedValueMutation.MODIFY, state_name=name, state_value=tv)
-    assert _wire.modify_mutation(name, tv.SerializeToString()) == modify.SerializeToString()
+    encoded = _wire.modify_prefix(name) + _wire.field_bytes(b"\x1a", tv.SerializeToString())
+    assert encoded == modify.SerializeToString()
     delete = FromFunction.PersistedValueMutation(state_name=name)
     assert _wire.delete_mutation(name) == delete.SerializeToString()
 
@@ -66,7 +68,8 @@ def test_invocations(namespace, type, id, typename, value, delay, token):
 def test_egress(namespace, type, typename, value):
     argument = TypedValue(typename=typename, has_value=True, value=value)
     egress = FromFunction.EgressMessage(egress_namespace=namespace, egress_type=type, argument=argument)
-    assert _wire.egress(namespace, type, argument.SerializeToString()) == egress.SerializeToString()
+    target = _wire.optional_str(b"\x0a", namespace) + _wire.optional_str(b"\x12", type)
+    assert _wire.egress(target, argument.SerializeToString()) == egress.SerializeToString()
 
 
 @given(text, st.sampled_from([0, 1, 2]), int64.filter(lambda v: v >= 0), text)
