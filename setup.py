@@ -23,6 +23,7 @@ COMPILED_MODULES = [
     "statefun_workers/_dispatch.py",
     "statefun_workers/cells.py",
     "statefun_workers/_read.py",
+    "statefun_workers/_tally.py",
 ]
 
 

@@ -3,10 +3,10 @@
 Why not prometheus-client's ``Counter``/``Histogram`` on the request path: in multiprocess mode every
 update takes a process-wide lock, checks the pid and packs into an mmap, 1–2 µs each; a request updates ~15
 series, 25–40 µs in all (measured, ``benchmarks/metrics_hot_path.py``), most of the ~50 µs a request may cost
-at 20k requests/s per core. So the request path only adds to plain Python numbers (:class:`Recorder`,
-about 1.5 µs per request in all), and a daemon thread writes the cumulative totals into this
-worker's files of the multiprocess directory every :data:`FLUSH_INTERVAL` seconds, in prometheus-client's own
-file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's last flush runs at exit
+at 20k requests/s per core. So the request path only adds to plain numbers (the :class:`Recorder`'s
+compiled half, ``_tally``: about 0.6 µs per request in all), and a daemon thread writes the cumulative totals
+into this worker's files of the multiprocess directory every :data:`FLUSH_INTERVAL` seconds, in
+prometheus-client's own file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's last flush runs at exit
 (``worker_exiting``), so nothing is lost when a worker is replaced; a scrape flushes its own worker first, and
 sees the other workers at most one interval old.
 
@@ -28,10 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
-from bisect import bisect_left
 from collections.abc import Iterable
-from time import perf_counter
-from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -39,11 +36,14 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.utils import floatToGoString
 
 from statefun_workers import multiprocess
+from statefun_workers._tally import DURATION_BUCKETS, MAX_ERROR_REASONS, SIZE_BUCKETS, UNKNOWN, Tally, Totals
 
 __all__ = [
     "DURATION_BUCKETS",
     "FLUSH_INTERVAL",
+    "MAX_ERROR_REASONS",
     "SIZE_BUCKETS",
+    "UNKNOWN",
     "Recorder",
     "make_recorder",
     "recorder",
@@ -54,39 +54,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-"""Upper bounds of ``statefun_batch_duration_seconds``: a simple batch takes 20–100 µs, a slow one seconds."""
-
-SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**k * 64) for k in range(10)) + (32.0 * 1024 * 1024,)
-"""Upper bounds (bytes) of the request/response size histograms: 64 B × 4^k up to 16 MiB, then 32 MiB."""
-
 FLUSH_INTERVAL = float(os.environ.get("STATEFUN_METRICS_FLUSH_SECONDS", "0.1"))
 """Seconds between two flushes of a worker's totals: how stale a scrape may be for the other workers."""
-
-UNKNOWN = "unknown"
-"""``typename`` label of a request that named no bound function (refused before dispatch)."""
-
-MAX_ERROR_REASONS = 16
-"""Distinct ``reason`` label values per typename; more collapse into ``other`` (bounded cardinality)."""
 
 OUTGOING_KINDS = ("message", "delayed_message", "cancellation", "egress")
 
@@ -110,129 +79,28 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 
-class BatchResultLike(Protocol):
-    """The fields of ``statefun_workers.handler.BatchResult`` the recorder reads (docs/contracts.md)."""
-
-    @property
-    def response(self) -> bytes: ...
-    @property
-    def error(self) -> BaseException | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def typename(self) -> str | None: ...
-    @property
-    def invocations(self) -> int: ...
-    @property
-    def state_bytes_read(self) -> int: ...
-    @property
-    def state_bytes_written(self) -> int: ...
-    @property
-    def messages(self) -> int: ...
-    @property
-    def delayed(self) -> int: ...
-    @property
-    def cancellations(self) -> int: ...
-    @property
-    def egresses(self) -> int: ...
-
-
-class _NotDispatched:
-    """Stands for the result of a request the core never saw: one failed batch of unknown typename."""
-
-    class error:  # noqa: N801  (read as result.error.reason)
-        reason = "not_dispatched"
-
-    response = b""
-    outcome = "error"
-    typename = None
-    invocations = state_bytes_read = state_bytes_written = messages = delayed = cancellations = egresses = 0
-
-
-_NOT_DISPATCHED: BatchResultLike = _NotDispatched()  # type: ignore[assignment]
-
-
-class _Totals:
-    """Cumulative figures of one typename in this worker; only the request path writes them."""
-
-    __slots__ = (
-        "typename",
-        "dirty",
-        "batches_ok",
-        "batches_incomplete",
-        "batches_error",
-        "invocations_ok",
-        "invocations_error",
-        "state_read",
-        "state_written",
-        "messages",
-        "delayed",
-        "cancellations",
-        "egresses",
-        "duration_counts",
-        "duration_sum",
-        "request_counts",
-        "request_sum",
-        "response_counts",
-        "response_sum",
-        "errors",
-    )
-
-    def __init__(self, typename: str) -> None:
-        self.typename = typename
-        self.dirty = True
-        self.batches_ok = self.batches_incomplete = self.batches_error = 0
-        self.invocations_ok = self.invocations_error = 0
-        self.state_read = self.state_written = 0
-        self.messages = self.delayed = self.cancellations = self.egresses = 0
-        self.duration_counts = [0] * (len(DURATION_BUCKETS) + 1)
-        self.duration_sum = 0.0
-        self.request_counts = [0] * (len(SIZE_BUCKETS) + 1)
-        self.request_sum = 0
-        self.response_counts = [0] * (len(SIZE_BUCKETS) + 1)
-        self.response_sum = 0
-        self.errors: dict[str, int] = {}
-
-    def samples(self) -> Iterable[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
-        """Yield ``(file prefix, family, sample name, labels, value)`` for every series of this typename."""
-        t = (("typename", self.typename),)
-        for outcome, value in (("ok", self.invocations_ok), ("error", self.invocations_error)):
-            yield (
-                "counter",
-                "statefun_invocations",
-                "statefun_invocations_total",
-                t + (("outcome", outcome),),
-                value,
-            )
-        for outcome, value in (
-            ("ok", self.batches_ok),
-            ("incomplete_context", self.batches_incomplete),
-            ("error", self.batches_error),
-        ):
-            yield "counter", "statefun_batches", "statefun_batches_total", t + (("outcome", outcome),), value
-        for direction, value in (("read", self.state_read), ("written", self.state_written)):
-            yield (
-                "counter",
-                "statefun_state_bytes",
-                "statefun_state_bytes_total",
-                t + (("direction", direction),),
-                value,
-            )
-        for kind, value in zip(
-            OUTGOING_KINDS, (self.messages, self.delayed, self.cancellations, self.egresses), strict=True
-        ):
-            yield "counter", "statefun_outgoing", "statefun_outgoing_total", t + (("kind", kind),), value
-        for reason, value in list(self.errors.items()):
-            yield "counter", "statefun_errors", "statefun_errors_total", t + (("reason", reason),), value
-        yield from _histogram(
-            "statefun_batch_duration_seconds", t, DURATION_BUCKETS, self.duration_counts, self.duration_sum
-        )
-        yield from _histogram(
-            "statefun_request_bytes", t, SIZE_BUCKETS, self.request_counts, self.request_sum
-        )
-        yield from _histogram(
-            "statefun_response_bytes", t, SIZE_BUCKETS, self.response_counts, self.response_sum
-        )
+def _samples(totals: Totals) -> Iterable[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
+    """Yield ``(file prefix, family, sample name, labels, value)`` for every series of one typename."""
+    t = (("typename", totals.typename),)
+    for outcome, value in (("ok", totals.invocations_ok), ("error", totals.invocations_error)):
+        yield "counter", "statefun_invocations", "statefun_invocations_total", t + (("outcome", outcome),), value
+    for outcome, value in (
+        ("ok", totals.batches_ok),
+        ("incomplete_context", totals.batches_incomplete),
+        ("error", totals.batches_error),
+    ):
+        yield "counter", "statefun_batches", "statefun_batches_total", t + (("outcome", outcome),), value
+    for direction, value in (("read", totals.state_read), ("written", totals.state_written)):
+        yield "counter", "statefun_state_bytes", "statefun_state_bytes_total", t + (("direction", direction),), value
+    outgoing = (totals.messages, totals.delayed, totals.cancellations, totals.egresses)
+    for kind, value in zip(OUTGOING_KINDS, outgoing, strict=True):
+        yield "counter", "statefun_outgoing", "statefun_outgoing_total", t + (("kind", kind),), value
+    for reason, value in list(totals.errors.items()):
+        yield "counter", "statefun_errors", "statefun_errors_total", t + (("reason", reason),), value
+    yield from _histogram(
+        "statefun_batch_duration_seconds", t, DURATION_BUCKETS, totals.duration_counts, totals.duration_sum)
+    yield from _histogram("statefun_request_bytes", t, SIZE_BUCKETS, totals.request_counts, totals.request_sum)
+    yield from _histogram("statefun_response_bytes", t, SIZE_BUCKETS, totals.response_counts, totals.response_sum)
 
 
 _LE = tuple(floatToGoString(b) for b in DURATION_BUCKETS) + ("+Inf",)  # type: ignore[no-untyped-call]
@@ -283,11 +151,12 @@ class _FileSink:
         self._files.clear()
 
 
-class Recorder:
-    """Per-worker totals the request path adds to, and their periodic flush to the multiprocess files.
+class Recorder(Tally):
+    """Per-worker totals the request path adds to (:class:`~statefun_workers._tally.Tally`, compiled), and
+    their periodic flush to the multiprocess files.
 
     Call :meth:`request_started` and :meth:`request_finished` from one thread (the worker's event loop); the
-    flush thread only reads what they write.
+    flush thread only reads what they write. The first request starts the recorder if nothing did before.
     """
 
     def __init__(
@@ -306,12 +175,8 @@ class Recorder:
         sink = getattr(self, "_sink", None)
         if sink is not None:
             sink.close()  # NOTE: in a forked child these are its own copies of the parent's descriptors.
-        self.active = False
-        self.in_flight = 0
-        self.busy_since = 0.0
-        self.busy_total = 0.0
+        Tally.__init__(self, self.start)
         self._busy_flushed = 0.0
-        self._totals: dict[str | None, _Totals] = {}
         self._sink: _FileSink | None = None
         self._private_dir: str | None = None
         self._stop = threading.Event()
@@ -346,7 +211,7 @@ class Recorder:
             directory = self._private_dir = tempfile.mkdtemp(prefix="statefun-metrics-")
         self._sink = _FileSink(directory, self._pid if self._pid is not None else os.getpid())
         for typename in typenames:
-            self._add(typename)
+            self.totals_of(typename)
         self.active = True
         self._sink.write("gauge_livesum", "statefun_worker_processes", "statefun_worker_processes", (), 1.0)
         self.flush()
@@ -377,84 +242,22 @@ class Recorder:
             except Exception:  # NOTE: a failing flush must not kill the thread; log and retry next tick.
                 log.exception("flushing metrics failed")
 
-    def _add(self, typename: str | None) -> _Totals:
-        totals = self._totals.get(typename)
-        if totals is None:
-            totals = self._totals[typename] = _Totals(typename or UNKNOWN)
-        return totals
-
-    def request_started(self) -> None:
-        """A request entered the worker (call before reading its body)."""
-        if not self.in_flight:
-            if not self.active:
-                self.start()
-            self.busy_since = perf_counter()
-        self.in_flight += 1
-
-    def request_finished(
-        self, result: BatchResultLike | None, seconds: float, request_bytes: int = -1
-    ) -> None:
-        """A request left the worker: ``seconds`` arrival to answer, ``request_bytes`` the body size if known.
-
-        ``result`` is None when the core never saw the request (too large, unreadable body, internal error).
-        PERF: the hot path; plain attribute adds only (~1 µs), the flush thread does the rest.
-        """
-        self.in_flight -= 1
-        if not self.in_flight:
-            self.busy_total += perf_counter() - self.busy_since
-        if result is None:
-            result = _NOT_DISPATCHED
-        t = self._totals.get(result.typename)
-        if t is None:
-            t = self._add(result.typename)
-        outcome = result.outcome
-        if outcome == "ok":
-            t.batches_ok += 1
-            t.invocations_ok += result.invocations
-        elif outcome == "incomplete_context":
-            t.batches_incomplete += 1
-        else:
-            t.batches_error += 1
-            t.invocations_error += result.invocations
-            reason = getattr(result.error, "reason", "error")
-            errors = t.errors
-            if reason not in errors and len(errors) >= MAX_ERROR_REASONS:
-                reason = "other"
-            errors[reason] = errors.get(reason, 0) + 1
-        t.state_read += result.state_bytes_read
-        t.state_written += result.state_bytes_written
-        t.messages += result.messages
-        t.delayed += result.delayed
-        t.cancellations += result.cancellations
-        t.egresses += result.egresses
-        t.duration_counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        t.duration_sum += seconds
-        if request_bytes >= 0:
-            t.request_counts[bisect_left(SIZE_BUCKETS, request_bytes)] += 1
-            t.request_sum += request_bytes
-        size = len(result.response)
-        t.response_counts[bisect_left(SIZE_BUCKETS, size)] += 1
-        t.response_sum += size
-        t.dirty = True
-
     def flush(self) -> None:
         """Write the totals of the typenames changed since the last flush, the in-flight gauge, busy time."""
         with self._lock:
             sink = self._sink
             if not self.active or sink is None:
                 return
-            for t in list(self._totals.values()):
+            for t in list(self.totals.values()):
                 if not t.dirty:
                     continue
-                t.dirty = (
-                    False  # NOTE: cleared before reading, so an update racing with this flush is not lost.
-                )
-                for sample in t.samples():
+                t.dirty = False  # NOTE: cleared before reading, so an update racing with this flush is not lost.
+                for sample in _samples(t):
                     sink.write(*sample)
             in_flight = self.in_flight
             busy = self.busy_total
             if in_flight:
-                busy += perf_counter() - self.busy_since
+                busy += self.clock() - self.busy_since
             # NOTE: the request path may have left in_flight at 0 without adding the busy period yet; clamp so
             # the counter never goes back.
             busy = max(busy, self._busy_flushed)

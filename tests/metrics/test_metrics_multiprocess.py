@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 from conftest import Samples, scrape_dir
-from fakes import FakeResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from results import batch_result
 
 from statefun_workers import metrics, multiprocess
 from statefun_workers.metrics import Recorder
@@ -28,7 +28,7 @@ def worker(path: str, pid: int, batches: int, invocations: int = 2) -> Recorder:
     rec.start([T])
     for _ in range(batches):
         rec.request_started()
-        rec.request_finished(FakeResult(invocations=invocations), 0.0002, 50)
+        rec.request_finished(batch_result(invocations=invocations), 0.0002, 50)
     rec.flush()
     return rec
 
@@ -134,7 +134,7 @@ def test_counters_are_exact_and_monotonic_under_any_churn(
             rec = slot(i)
             for _ in range(n):
                 rec.request_started()
-                rec.request_finished(FakeResult(invocations=1), 0.001)
+                rec.request_finished(batch_result(invocations=1), 0.001)
             expected += n
             rec.flush()
         elif op == "die" and i in live:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import Samples, parse
-from fakes import FakeResult
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import Counter, Histogram, values
+from results import batch_result
 
 from statefun_workers import metrics
+from statefun_workers._tally import SIZE_BUCKETS, bucket
 from statefun_workers.errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
+from statefun_workers.handler import BatchResult
 from statefun_workers.metrics import DURATION_BUCKETS, FAMILIES, Recorder
 
 T = "test/fn"
@@ -20,7 +25,7 @@ def lbl(**labels: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
-def one(rec: Recorder, result: FakeResult, seconds: float = 0.001, request_bytes: int = 100) -> None:
+def one(rec: Recorder, result: BatchResult, seconds: float = 0.001, request_bytes: int = 100) -> None:
     rec.request_started()
     rec.request_finished(result, seconds, request_bytes)
 
@@ -45,7 +50,7 @@ def test_started_worker_is_live_with_zeroed_series(rec: Recorder, scrape: Callab
 def test_outcomes_invocations_and_errors(rec: Recorder, scrape: Callable[[], Samples]) -> None:
     one(
         rec,
-        FakeResult(
+        batch_result(
             invocations=3,
             state_bytes_read=7,
             state_bytes_written=5,
@@ -55,17 +60,17 @@ def test_outcomes_invocations_and_errors(rec: Recorder, scrape: Callable[[], Sam
             egresses=4,
         ),
     )
-    one(rec, FakeResult(outcome="incomplete_context", invocations=5, state_bytes_read=2, response=b"x" * 3))
-    one(rec, FakeResult(outcome="error", invocations=4, error=FunctionError("boom"), response=b""))
+    one(rec, batch_result(outcome="incomplete_context", invocations=5, state_bytes_read=2, response=b"x" * 3))
+    one(rec, batch_result(outcome="error", invocations=4, error=FunctionError("boom"), response=b""))
     one(
         rec,
-        FakeResult(
+        batch_result(
             outcome="error", invocations=0, typename=None, error=UnknownFunctionError("no"), response=b""
         ),
     )
     one(
         rec,
-        FakeResult(
+        batch_result(
             outcome="error", invocations=0, typename=None, error=MalformedRequestError("bad"), response=b""
         ),
     )
@@ -105,7 +110,7 @@ def test_a_request_the_core_never_saw(rec: Recorder, scrape: Callable[[], Sample
 
 def test_histogram_buckets_are_cumulative_and_inclusive(rec: Recorder, scrape: Callable[[], Samples]) -> None:
     for seconds in (0.0001, 0.00010001, 0.0004, 100.0):  # 0.0001 is on a bound: it belongs to le="0.0001"
-        one(rec, FakeResult(), seconds)
+        one(rec, batch_result(), seconds)
     rec.flush()
     s = scrape()
 
@@ -129,7 +134,7 @@ def test_error_reasons_are_bounded(rec: Recorder, scrape: Callable[[], Samples])
     for i in range(metrics.MAX_ERROR_REASONS + 5):
         error = StatefunError("x")
         error.reason = f"r{i}"  # type: ignore[misc]
-        one(rec, FakeResult(outcome="error", error=error))
+        one(rec, batch_result(outcome="error", error=error))
     rec.flush()
     reasons = {dict(k[1])["reason"]: v for k, v in scrape().items() if k[0] == "statefun_errors_total"}
     assert len(reasons) == metrics.MAX_ERROR_REASONS + 1
@@ -137,7 +142,7 @@ def test_error_reasons_are_bounded(rec: Recorder, scrape: Callable[[], Samples])
 
 
 def test_flush_is_idempotent_and_in_flight_tracked(rec: Recorder, scrape: Callable[[], Samples]) -> None:
-    one(rec, FakeResult(invocations=2))
+    one(rec, batch_result(invocations=2))
     rec.request_started()
     rec.request_started()
     for _ in range(3):
@@ -145,26 +150,26 @@ def test_flush_is_idempotent_and_in_flight_tracked(rec: Recorder, scrape: Callab
     s = scrape()
     assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 2
     assert s[("statefun_requests_in_flight", ())] == 2
-    rec.request_finished(FakeResult(), 0.001)
-    rec.request_finished(FakeResult(), 0.001)
+    rec.request_finished(batch_result(), 0.001)
+    rec.request_finished(batch_result(), 0.001)
     rec.flush()
     assert scrape()[("statefun_requests_in_flight", ())] == 0
 
 
 def test_busy_seconds_count_only_time_with_requests_in_flight(
-    rec: Recorder, scrape: Callable[[], Samples], monkeypatch: pytest.MonkeyPatch
+    rec: Recorder, scrape: Callable[[], Samples]
 ) -> None:
     clock = [100.0]
-    monkeypatch.setattr(metrics, "perf_counter", lambda: clock[0])
+    rec.clock = lambda: clock[0]
     rec.request_started()  # busy from 100
     clock[0] = 101.0
     rec.request_started()  # overlapping requests do not count twice
     clock[0] = 102.0
     rec.flush()  # an open busy period is flushed up to now
     assert scrape()[("statefun_busy_seconds_total", ())] == 2.0
-    rec.request_finished(FakeResult(), 2.0)
+    rec.request_finished(batch_result(), 2.0)
     clock[0] = 103.0
-    rec.request_finished(FakeResult(), 2.0)  # idle from 103
+    rec.request_finished(batch_result(), 2.0)  # idle from 103
     clock[0] = 110.0
     rec.flush()
     assert scrape()[("statefun_busy_seconds_total", ())] == 3.0
@@ -175,7 +180,7 @@ def test_busy_seconds_count_only_time_with_requests_in_flight(
 
 def test_stop_flushes_the_last_totals(rec: Recorder, scrape: Callable[[], Samples]) -> None:
     for _ in range(5):
-        one(rec, FakeResult())
+        one(rec, batch_result())
     rec.stop()
     assert scrape()[("statefun_batches_total", lbl(typename=T, outcome="ok"))] == 5
     rec.stop()  # twice is harmless
@@ -198,7 +203,7 @@ def test_files_are_keyed_like_prometheus_client_metrics(
     )
     counter.labels(T, "ok").inc(2)
     hist.labels(T).observe(0.0003)
-    one(rec, FakeResult(invocations=3), 0.0003)
+    one(rec, batch_result(invocations=3), 0.0003)
     rec.flush()
     s = scrape()
     assert s[("statefun_invocations_total", lbl(typename=T, outcome="ok"))] == 5
@@ -212,7 +217,7 @@ def test_render_single_process_uses_a_private_directory(monkeypatch: pytest.Monk
     rec = Recorder(interval=None)
     monkeypatch.setattr(metrics, "recorder", rec)
     rec.request_started()
-    rec.request_finished(FakeResult(invocations=4), 0.001)
+    rec.request_finished(batch_result(invocations=4), 0.001)
     body, content_type = metrics.render()
     assert content_type.startswith("text/plain")
     s = parse(body.decode())
@@ -237,3 +242,11 @@ def test_families_are_what_the_issue_names() -> None:
         "statefun_busy_seconds",
     ):
         assert name in FAMILIES
+
+
+@given(st.one_of(st.floats(min_value=0.0, max_value=1e12), st.integers(min_value=0, max_value=1 << 40),
+                 st.sampled_from(DURATION_BUCKETS + SIZE_BUCKETS)))
+def test_the_bucket_of_a_value_is_where_bisect_would_put_it(value: float) -> None:
+    """Prometheus's ``le``: a value equal to a bound belongs to that bound's bucket; above the last, +Inf."""
+    for bounds in (DURATION_BUCKETS, SIZE_BUCKETS):
+        assert bucket(bounds, value) == bisect_left(bounds, value)
