@@ -6,7 +6,7 @@ VENV := .venv
 PROTOBUF_MIN_VENV := .venv-protobuf-min
 PY := $(VENV)/bin/python
 # The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
-COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py cells.py _read.py _tally.py)
+COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py cells.py _read.py _tally.py _json.py)
 
 .PHONY: serve test test-fast build protos check-protos bench bench-peers system-deps clean
 

@@ -24,6 +24,7 @@ COMPILED_MODULES = [
     "statefun_workers/cells.py",
     "statefun_workers/_read.py",
     "statefun_workers/_tally.py",
+    "statefun_workers/_json.py",
 ]
 
 

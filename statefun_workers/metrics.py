@@ -6,9 +6,9 @@ series, 25–40 µs in all (measured, ``benchmarks/metrics_hot_path.py``), most 
 at 20k requests/s per core. So the request path only adds to plain numbers (the :class:`Recorder`'s
 compiled half, ``_tally``: about 0.6 µs per request in all), and a daemon thread writes the cumulative totals
 into this worker's files of the multiprocess directory every :data:`FLUSH_INTERVAL` seconds, in
-prometheus-client's own file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's last flush runs at exit
-(``worker_exiting``), so nothing is lost when a worker is replaced; a scrape flushes its own worker first, and
-sees the other workers at most one interval old.
+prometheus-client's own file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's
+last flush runs at exit (``worker_exiting``), so nothing is lost when a worker is replaced; a scrape flushes its
+own worker first, and sees the other workers at most one interval old.
 
 Values written are absolute cumulative totals (never deltas), so a repeated or racing flush can never count
 twice, and ``statefun_busy_seconds_total`` is clamped to never go down.

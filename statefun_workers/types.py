@@ -10,12 +10,12 @@ the installed protobuf runtime. ``tests/core/test_types.py`` checks both paths a
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Callable
 from typing import Any
 
 from mypy_extensions import mypyc_attr
 
+from . import _json
 from ._proto import types_pb2
 from ._wire import INT32, INT64, field_bytes, value_prefix
 
@@ -108,14 +108,9 @@ def simple_type(typename: str | None = None, serialize_fn: Callable[[Any], bytes
     return SimpleType(typename, serialize_fn, deserialize_fn)  # type: ignore[arg-type]
 
 
-def _json_bytes(value: Any) -> bytes:
-    # NOTE: ensure_ascii=False then UTF-8, as the official SDK, so the same value gives the same bytes.
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
 def make_json_type(typename: str) -> Type:
-    """A type whose values are stored as UTF-8 JSON."""
-    return simple_type(typename=typename, serialize_fn=_json_bytes, deserialize_fn=json.loads)
+    """A type whose values are stored as UTF-8 JSON (the official SDK's values and bytes; see ``_json``)."""
+    return simple_type(typename=typename, serialize_fn=_json.dumps, deserialize_fn=_json.loads)
 
 
 def make_protobuf_type(cls: Any, namespace: str | None = None) -> Type:

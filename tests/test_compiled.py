@@ -15,7 +15,7 @@ import pytest
 from .test_protobuf_range import SCRIPT
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-COMPILED = ["_wire", "types", "messages", "egress", "context", "_dispatch", "cells", "_read", "_tally"]
+COMPILED = ["_wire", "types", "messages", "egress", "context", "_dispatch", "cells", "_read", "_tally", "_json"]
 
 
 def test_setup_py_and_makefile_name_the_same_compiled_modules():
