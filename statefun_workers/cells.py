@@ -16,7 +16,7 @@ from ._read import Value
 from .types import BuiltinType, codec
 from .valuespec import ValueSpec
 
-__all__ = ["UNREAD", "Cell", "cell_arguments"]
+__all__ = ["UNREAD", "Cell", "CellDeleter", "CellReader", "CellWriter", "cell_arguments"]
 
 UNREAD: Any = object()
 
@@ -60,6 +60,49 @@ class Cell:
     def delete(self) -> None:
         self.value = None
         self.dirty = True
+
+
+class CellReader:
+    """The getter of one storage property: the value of the storage's cell ``index``.
+
+    PERF: a compiled callable instead of a Python function, so a state read runs no interpreted frame.
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, storage: Any) -> Any:
+        cell: Cell = storage._cells[self.index]
+        value = cell.value
+        return cell.get() if value is UNREAD else value
+
+
+class CellWriter:
+    """The setter of one storage property (see :class:`CellReader`)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, storage: Any, value: Any) -> None:
+        cell: Cell = storage._cells[self.index]
+        cell.set(value)
+
+
+class CellDeleter:
+    """The deleter of one storage property (see :class:`CellReader`)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, storage: Any) -> None:
+        cell: Cell = storage._cells[self.index]
+        cell.delete()
 
 
 def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .cells import UNREAD, Cell
+from .cells import Cell, CellDeleter, CellReader, CellWriter
 from .errors import ConfigurationError
 from .valuespec import ValueSpec
 
@@ -42,19 +42,7 @@ class StorageBase:
 
 
 def _property(index: int, name: str) -> property:
-    def fget(self: StorageBase) -> Any:
-        # PERF: a value already read or written is returned without calling Cell.get().
-        cell = self._cells[index]
-        value = cell.value
-        return cell.get() if value is UNREAD else value
-
-    def fset(self: StorageBase, value: Any) -> None:
-        self._cells[index].set(value)
-
-    def fdel(self: StorageBase) -> None:
-        self._cells[index].delete()
-
-    return property(fget, fset, fdel, doc=f"The persisted value {name!r}.")
+    return property(CellReader(index), CellWriter(index), CellDeleter(index), doc=f"The persisted value {name!r}.")
 
 
 def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
