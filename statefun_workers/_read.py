@@ -15,6 +15,8 @@ Anything else (a truncated field, a varint over ten bytes, a bad wire type) rais
 
 from __future__ import annotations
 
+from typing import Final
+
 from google.protobuf.message import DecodeError
 
 from ._proto.request_reply_pb2 import ToFunction
@@ -76,7 +78,7 @@ class Batch:
         self.invocations = invocations
 
 
-_EMPTY = b""
+_EMPTY: Final = b""
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ PERF: setup.py compiles this module with mypyc; every state read and write of a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ._read import Value
 from .types import BuiltinType, codec
@@ -18,7 +18,7 @@ from .valuespec import ValueSpec
 
 __all__ = ["UNREAD", "Cell", "CellDeleter", "CellReader", "CellWriter", "cell_arguments"]
 
-UNREAD: Any = object()
+UNREAD: Final[Any] = object()
 
 
 class Cell:

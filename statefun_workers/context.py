@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -15,7 +15,7 @@ from .typenames import parse_typename
 
 __all__ = ["Context"]
 
-_UNSET: Any = object()
+_UNSET: Final[Any] = object()
 
 
 def _address_or_none(address: Address | None) -> SdkAddress | None:
@@ -27,8 +27,8 @@ def _address_or_none(address: Address | None) -> SdkAddress | None:
     return SdkAddress(namespace, name, id, f"{namespace}/{name}")
 
 
-_TARGETS: dict[str, bytes] = {}
-_TARGETS_MAX = 4096
+_TARGETS: Final[dict[str, bytes]] = {}
+_TARGETS_MAX: Final = 4096
 
 
 def encoded_target(typename: str) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from struct import Struct
-from typing import Any
+from typing import Any, Final
 
 from . import _wire
 from .messages import BuiltEgress, EgressMessage
@@ -14,12 +14,12 @@ __all__ = ["kafka_egress_message", "kinesis_egress_message"]
 KAFKA_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
 KINESIS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
 
-_KAFKA_VALUE_PREFIX = _wire.value_prefix(KAFKA_RECORD_TYPENAME)
-_KINESIS_VALUE_PREFIX = _wire.value_prefix(KINESIS_RECORD_TYPENAME)
+_KAFKA_VALUE_PREFIX: Final = _wire.value_prefix(KAFKA_RECORD_TYPENAME)
+_KINESIS_VALUE_PREFIX: Final = _wire.value_prefix(KINESIS_RECORD_TYPENAME)
 
 # Kafka's IntegerSerializer and DoubleSerializer formats: big-endian.
-_KAFKA_INT = Struct(">i")
-_KAFKA_DOUBLE = Struct(">d")
+_KAFKA_INT: Final = Struct(">i")
+_KAFKA_DOUBLE: Final = Struct(">d")
 
 
 def _kafka_value_bytes(value: Any, value_type: Any) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -162,8 +162,10 @@ _encode_str_slow, _decode_str_slow = _wrapper_codec(types_pb2.StringWrapper)
 _encode_float, _decode_float = _wrapper_codec(types_pb2.FloatWrapper)
 _encode_double, _decode_double = _wrapper_codec(types_pb2.DoubleWrapper)
 
-_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_INT32_MIN: Final = -(1 << 31)
+_INT32_MAX: Final = (1 << 31) - 1
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 
 
 def _encode_int(value: Any) -> bytes:

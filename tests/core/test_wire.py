@@ -15,7 +15,7 @@ data = st.binary(max_size=40) | st.binary(min_size=120, max_size=20000)
 int64 = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
 
 
-@given(st.integers(min_value=0, max_value=(1 << 64) - 1))
+@given(st.integers(min_value=0, max_value=(1 << 64) - 1) | st.integers(min_value=100, max_value=17000))
 def test_varint_matches_protobuf(value):
     message = FromFunction.ExpirationSpec(expire_after_millis=value - (1 << 64) if value >= 1 << 63 else value)
     assert message.SerializeToString() == (b"\x10" + _wire.varint(value) if value else b"")
