@@ -32,6 +32,16 @@ def _warn(message: str) -> None:
     print(f"statefun-workers: {message}; installing the pure-Python modules", file=sys.stderr)
 
 
+def _remove_inplace_extensions() -> None:
+    """Delete extensions an earlier in-place (editable) build left next to the source: falling back to pure
+    Python with them there would run the old compiled code instead of the edited source."""
+    package = os.path.join(os.path.dirname(os.path.abspath(__file__)), "statefun_workers")
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in COMPILED_MODULES] + ["_compiled__mypyc"]
+    for name in os.listdir(package) if os.path.isdir(package) else ():
+        if name.endswith((".so", ".pyd")) and name.split(".")[0] in stems:
+            os.remove(os.path.join(package, name))
+
+
 class OptionalBuildExt(build_ext):
     """Build the extensions if this machine can; otherwise leave none behind, and say so."""
 
@@ -42,6 +52,7 @@ class OptionalBuildExt(build_ext):
             for path in self.get_outputs():
                 if os.path.exists(path):
                     os.remove(path)
+            _remove_inplace_extensions()
             _warn(f"compiling with mypyc failed ({ex})")
 
 
@@ -59,6 +70,7 @@ def extensions() -> list:
         return mypycify(COMPILED_MODULES, opt_level="3", group_name="statefun_workers._compiled")
     except (Exception, SystemExit) as ex:  # noqa: BLE001 - mypyc exits on a type error
         _warn(f"mypyc could not compile the modules ({ex})")
+        _remove_inplace_extensions()
         return []
 
 

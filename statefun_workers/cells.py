@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from ._read import Value
 from .types import BuiltinType, codec
 from .valuespec import ValueSpec
 
-__all__ = ["UNREAD", "Cell", "CellDeleter", "CellReader", "CellWriter", "cell_arguments"]
+__all__ = ["UNREAD", "Cell", "CellDeleter", "CellReader", "CellWriter", "StorageBase", "cell_arguments"]
 
 UNREAD: Final[Any] = object()
 
@@ -62,6 +64,17 @@ class Cell:
         self.dirty = True
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
+class StorageBase:
+    """Base of the storage class generated for each function (storage.py): the cells of one batch.
+
+    PERF: compiled, so that the property accessors below reach the cells without an attribute lookup.
+    """
+
+    def __init__(self, cells: list[Cell]) -> None:
+        self._cells = cells
+
+
 class CellReader:
     """The getter of one storage property: the value of the storage's cell ``index``.
 
@@ -73,8 +86,8 @@ class CellReader:
     def __init__(self, index: int) -> None:
         self.index = index
 
-    def __call__(self, storage: Any) -> Any:
-        cell: Cell = storage._cells[self.index]
+    def __call__(self, storage: StorageBase) -> Any:
+        cell = storage._cells[self.index]
         value = cell.value
         return cell.get() if value is UNREAD else value
 
@@ -87,9 +100,8 @@ class CellWriter:
     def __init__(self, index: int) -> None:
         self.index = index
 
-    def __call__(self, storage: Any, value: Any) -> None:
-        cell: Cell = storage._cells[self.index]
-        cell.set(value)
+    def __call__(self, storage: StorageBase, value: Any) -> None:
+        storage._cells[self.index].set(value)
 
 
 class CellDeleter:
@@ -100,9 +112,8 @@ class CellDeleter:
     def __init__(self, index: int) -> None:
         self.index = index
 
-    def __call__(self, storage: Any) -> None:
-        cell: Cell = storage._cells[self.index]
-        cell.delete()
+    def __call__(self, storage: StorageBase) -> None:
+        storage._cells[self.index].delete()
 
 
 def cell_arguments(spec: ValueSpec) -> tuple[str, str, Callable[[bytes], Any], Callable[[Any], Any] | None]:

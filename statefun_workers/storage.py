@@ -18,27 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .cells import Cell, CellDeleter, CellReader, CellWriter
+from .cells import CellDeleter, CellReader, CellWriter, StorageBase
 from .errors import ConfigurationError
 from .valuespec import ValueSpec
 
 __all__ = ["StorageBase", "make_storage_class"]
 
 # Attribute names the generated class uses itself; a ValueSpec may not take them.
-RESERVED_NAMES = frozenset({"_cells", "_typename"})
+RESERVED_NAMES = frozenset({"_cells", "_typename", "__getattr__"})
 
 
-class StorageBase:
-    """Base of the storage class generated for each function: its cells, and a clear error for a typo."""
-
-    __slots__ = ("_cells",)
-    _typename = ""
-
-    def __init__(self, cells: list[Cell]) -> None:
-        self._cells = cells
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(f"'{name}' is not a registered ValueSpec for the function '{self._typename}'")
+def _not_a_value_spec(self: StorageBase, name: str) -> Any:
+    """``__getattr__`` of every storage class: runs only for a name that is not a property (a typo)."""
+    typename = getattr(type(self), "_typename", "")
+    raise AttributeError(f"'{name}' is not a registered ValueSpec for the function '{typename}'")
 
 
 def _property(index: int, name: str) -> property:
@@ -47,7 +40,7 @@ def _property(index: int, name: str) -> property:
 
 def make_storage_class(typename: str, specs: Sequence[ValueSpec]) -> type:
     """Generate the storage class of one function: one property per spec, nothing else settable."""
-    namespace: dict[str, Any] = {"__slots__": (), "_typename": typename}
+    namespace: dict[str, Any] = {"__slots__": (), "_typename": typename, "__getattr__": _not_a_value_spec}
     for index, spec in enumerate(specs):
         if spec.name in namespace or spec.name in RESERVED_NAMES:
             if spec.name in RESERVED_NAMES:
