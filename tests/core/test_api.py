@@ -369,6 +369,19 @@ def test_storage_resolution(sf):
         == ["a"]
 
 
+@needs_ours
+def test_a_name_that_is_no_value_spec_is_refused_naming_the_function():
+    def script(s):
+        with pytest.raises(AttributeError, match="'typo' is not a registered ValueSpec for the function 'org.foo/f'"):
+            s.typo  # noqa: B018
+        with pytest.raises(AttributeError):
+            s.typo = 1
+        return s.a
+
+    observed, _ = _storage_run(ours, _ab, [("a", typed(official.IntType, 1)), ("b", None)], script)
+    assert observed == [1]
+
+
 @pytest.mark.parametrize("sf", IMPLEMENTATIONS)
 def test_storage_ignores_unknown_received_state(sf):
     states = [("a", typed(official.IntType, 1)), ("b", typed(official.StringType, "x")),
