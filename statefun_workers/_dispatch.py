@@ -19,7 +19,7 @@ from .errors import FunctionError, MalformedRequestError, StatefunError, Unknown
 from .functions import StatefulFunction
 from .messages import Message, ReceivedMessage
 
-__all__ = ["Batch", "BatchResult", "failed", "prepare", "respond", "run_sync"]
+__all__ = ["Batch", "BatchResult", "failed", "go_on", "prepare", "respond", "run_ready", "run_sync"]
 
 
 class BatchResult:
@@ -60,7 +60,7 @@ class BatchResult:
 class Batch:
     """A parsed request ready to run: the function, its context, its cells and its messages."""
 
-    __slots__ = ("function", "context", "cells", "invocations", "result", "index")
+    __slots__ = ("function", "context", "cells", "invocations", "result", "index", "pending")
 
     def __init__(self, function: StatefulFunction, context: Context, cells: list[Cell],
                  invocations: Any, result: BatchResult) -> None:
@@ -71,6 +71,8 @@ class Batch:
         self.result = result
         self.index = 0
         """The message being handled (for the error, if it raises)."""
+        self.pending: Any = None
+        """What a sync function returned for message ``index`` when that was an awaitable (see go_on)."""
 
 
 def _function_failed(batch: Batch, index: int, ex: BaseException) -> FunctionError:
@@ -139,6 +141,33 @@ def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any
     context = Context(namespace, name, id, function.storage_class(cells))
     return Batch(function, context, cells, invocations, result)
 
+
+
+def run_ready(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any) -> Batch | BatchResult:
+    """All of a request that needs neither an event loop nor a thread, in one call: prepare it and, for a plain
+    sync function, run it and answer (``go_on``). A Batch comes back for the caller to finish: an async or a
+    blocking function's, not started, or one whose sync function returned an awaitable (``batch.pending``)."""
+    prepared = prepare(by_type, request_bytes)
+    if isinstance(prepared, BatchResult):
+        return prepared
+    function = prepared.function
+    if function.is_async or function.blocking:
+        return prepared
+    return go_on(prepared, 0)
+
+
+def go_on(batch: Batch, start: int) -> Batch | BatchResult:
+    """Run a sync function from message ``start`` on: the answer (a failure included), or the batch with
+    ``pending`` set when the function returned an awaitable; await it, then go on from ``batch.index + 1``."""
+    try:
+        index, pending = run_sync(batch, start)
+    except Exception as ex:
+        return failed(batch, batch.index, ex)
+    if pending is not None:
+        batch.index = index
+        batch.pending = pending
+        return batch
+    return respond(batch)
 
 
 def run_sync(batch: Batch, start: int) -> tuple[int, Any]:

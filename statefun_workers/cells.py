@@ -71,6 +71,8 @@ class StorageBase:
     PERF: compiled, so that the property accessors below reach the cells without an attribute lookup.
     """
 
+    __slots__ = ("_cells",)  # NOTE: as plain Python too, so that a typo can not set an attribute
+
     def __init__(self, cells: list[Cell]) -> None:
         self._cells = cells
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
-from ._dispatch import Batch, BatchResult, failed, prepare, respond, run_sync
+from ._dispatch import Batch, BatchResult, failed, go_on, respond, run_ready
 from .functions import StatefulFunctions
 from .messages import ReceivedMessage
 
@@ -86,53 +86,47 @@ class RequestReplyHandler:
 
     async def dispatch_async(self, request_bytes: Any) -> BatchResult:
         """Answer one request; the error, if any, is in the result rather than raised."""
-        prepared = prepare(self._by_type, request_bytes)
-        if type(prepared) is BatchResult:
-            return prepared
-        batch: Batch = prepared  # type: ignore[assignment]
-        function = batch.function
-        if function.is_async:
-            return await self._run_async(batch)
-        if function.blocking:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._blocking_executor(), self._run_sync, batch)
-        index = 0
-        try:
-            while True:
-                index, pending = run_sync(batch, index)
-                if pending is None:
-                    break
-                await pending  # a sync function returned an awaitable: finish it here, then go on
-                index += 1
-        except Exception as ex:
-            return failed(batch, batch.index, ex)
-        return respond(batch)
+        done = run_ready(self._by_type, request_bytes)
+        while type(done) is not BatchResult:
+            batch: Batch = done  # type: ignore[assignment]
+            if batch.pending is not None:  # a sync function returned an awaitable: finish it here, then go on
+                pending, batch.pending = batch.pending, None
+                try:
+                    await pending
+                except Exception as ex:
+                    return failed(batch, batch.index, ex)
+                done = go_on(batch, batch.index + 1)
+            elif batch.function.is_async:
+                return await self._run_async(batch)
+            else:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._blocking_executor(), self._finish_sync, batch)
+        return done
 
     def dispatch_sync(self, request_bytes: Any) -> BatchResult:
         """Answer one request from synchronous code; the error, if any, is in the result."""
-        prepared = prepare(self._by_type, request_bytes)
-        if type(prepared) is BatchResult:
-            return prepared
-        batch: Batch = prepared  # type: ignore[assignment]
+        done = run_ready(self._by_type, request_bytes)
+        if type(done) is BatchResult:
+            return done
+        batch: Batch = done  # type: ignore[assignment]
         if batch.function.is_async:
             return self._run_coroutine(self._run_async(batch))
-        return self._run_sync(batch)
+        return self._finish_sync(batch)
 
     # --- the steps ---------------------------------------------------------------------------------------
 
-    def _run_sync(self, batch: Batch) -> BatchResult:
-        """Run a sync function's batch to the end, from synchronous code (a thread, or handle_sync)."""
-        index = 0
-        try:
-            while True:
-                index, pending = run_sync(batch, index)
-                if pending is None:
-                    break
+    def _finish_sync(self, batch: Batch) -> BatchResult:
+        """Run a sync function's batch to the end from synchronous code (a thread, or handle_sync): from its
+        start (a blocking function), or from the awaitable it returned (awaited on an event loop)."""
+        done = batch if batch.pending is not None else go_on(batch, 0)
+        while type(done) is not BatchResult:
+            pending, batch.pending = batch.pending, None
+            try:
                 self._run_coroutine(_awaited(pending))
-                index += 1
-        except Exception as ex:
-            return failed(batch, batch.index, ex)
-        return respond(batch)
+            except Exception as ex:
+                return failed(batch, batch.index, ex)
+            done = go_on(batch, batch.index + 1)
+        return done
 
     async def _run_async(self, batch: Batch) -> BatchResult:
         """Run an async function's batch, awaiting each message in turn on the running loop."""

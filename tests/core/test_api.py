@@ -8,6 +8,7 @@ scenario has a response, ours must also equal the official one.
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 from datetime import timedelta
 
@@ -525,3 +526,55 @@ def test_value_spec_illegal_names(sf, name):
 @pytest.mark.parametrize("name", ["a", "a1", "_x", "seen_count", "ü"])
 def test_value_spec_legal_names(sf, name):
     assert sf.ValueSpec(name, sf.IntType).name == name
+
+
+class _AsyncCallable:
+    """A function object whose __call__ is async: inspect does not see a coroutine function, so it is bound as
+    sync, and each call returns a coroutine. The official SDK never awaited it (its effects were lost)."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.fail_on = fail_on
+
+    async def __call__(self, context, message):
+        await asyncio.sleep(0)
+        text = message.as_string()
+        if text == f"m{self.fail_on}":
+            raise RuntimeError("boom")
+        context.storage.seen = (context.storage.seen or 0) + 1
+        context.send(ours.message_builder(target_typename="org.foo/echo", target_id=text, str_value=text))
+
+
+def _awaitable_batch(fail_on=None):
+    functions = ours.StatefulFunctions()
+    functions.register("org.foo/f", _AsyncCallable(fail_on), [ours.ValueSpec("seen", ours.IntType)])
+    body = to_function(target=("org.foo", "f", "1"), states=[("seen", None)],
+                       invocations=[(None, typed(official.StringType, f"m{i}")) for i in range(3)])
+    return ours.RequestReplyHandler(functions), body
+
+
+@needs_ours
+@pytest.mark.parametrize("entry", ["handle_async", "handle_sync"])
+def test_an_awaitable_returned_by_a_sync_function_is_awaited_and_the_batch_goes_on(entry):
+    handler, body = _awaitable_batch()
+    try:
+        response = asyncio.run(handler.handle_async(body)) if entry == "handle_async" else handler.handle_sync(body)
+    finally:
+        handler.close()
+    result = FromFunction.FromString(response).invocation_result
+    assert [m.target.id for m in result.outgoing_messages] == ["m0", "m1", "m2"]
+    (mutation,) = result.state_mutations
+    assert official.IntType.serializer().deserialize(mutation.state_value.value) == 3
+
+
+@needs_ours
+@pytest.mark.parametrize("entry", ["dispatch_async", "dispatch_sync"])
+def test_an_awaitable_that_raises_fails_the_batch_at_its_message(entry):
+    handler, body = _awaitable_batch(fail_on=1)
+    try:
+        result = asyncio.run(handler.dispatch_async(body)) if entry == "dispatch_async" \
+            else handler.dispatch_sync(body)
+    finally:
+        handler.close()
+    assert result.outcome == "error" and result.response == b""
+    assert result.error.invocation == 1 and "message 2 of 3" in result.error.message
+    assert isinstance(result.error.__cause__, RuntimeError)
