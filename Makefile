@@ -14,8 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@ $(VENV)/.compiled
+	# NOTE: dependencies only; the .compiled rule below builds the extensions, once.
+	STATEFUN_WORKERS_PURE_PYTHON=1 $(PY) -m pip install -q -e '.[test]'
+	touch $@
 
 # Recompile the mypyc extensions after an edit (the stale ones would otherwise shadow the new source).
 $(VENV)/.compiled: $(VENV)/.installed setup.py $(COMPILED)

@@ -1,6 +1,7 @@
 """Talk to a running pool the way the StateFun runtime does, to see the protocol at work.
 
 Usage (with `make serve` running): .venv/bin/python examples/try_greeter.py [NAME] [--url URL]
+(the URL defaults to the pool `make serve` starts: port $PORT, else 8000)
 
 It POSTs a ToFunction for example/greeter without any state (the pool answers IncompleteInvocationContext:
 "register state `seen` first"), then the same batch with the state attached, as the runtime would re-send it,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import urllib.parse
 
 from statefun_workers.request_reply_pb2 import FromFunction, ToFunction, TypedValue
@@ -32,7 +34,11 @@ def greet_request(name: str, with_state: bool) -> bytes:
 def post(url: str, body: bytes) -> FromFunction:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
-    connection.request("POST", parts.path or "/", body=body, headers={"Content-Type": "application/octet-stream"})
+    try:
+        connection.request("POST", parts.path or "/", body=body,
+                           headers={"Content-Type": "application/octet-stream"})
+    except ConnectionRefusedError:
+        raise SystemExit(f"nothing answers at {url}: start the pool with `make serve` (or pass --url)") from None
     response = connection.getresponse()
     data = response.read()
     if response.status != 200:
@@ -43,7 +49,7 @@ def post(url: str, body: bytes) -> FromFunction:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", default="Alice")
-    parser.add_argument("--url", default="http://127.0.0.1:8000/statefun")
+    parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT') or 8000}/statefun")
     args = parser.parse_args()
     print("--- without state ---")
     print(post(args.url, greet_request(args.name, with_state=False)))
