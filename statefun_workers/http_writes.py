@@ -35,7 +35,8 @@ class JoinedWritesTransport:
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self._send_pending)
-        self._pending.append(data)
+        # NOTE: a transport owns what it was given once write() returns; a caller may reuse a bytearray.
+        self._pending.append(data if type(data) is bytes else bytes(data))
 
     def writelines(self, list_of_data: Iterable[bytes]) -> None:
         for data in list_of_data:

@@ -63,6 +63,15 @@ def test_the_writes_of_one_turn_leave_as_one_write_in_order() -> None:
     assert run(steps).writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
 
 
+def test_a_buffer_reused_after_write_does_not_change_what_is_sent() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        buffer = bytearray(b"first")
+        joined.write(buffer)
+        buffer[:] = b"XXXXX"
+
+    assert run(steps).writes == [b"first"]
+
+
 def test_close_sends_what_is_pending_first() -> None:
     async def steps(real, joined):  # noqa: ANN001, ANN202
         joined.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
