@@ -154,11 +154,7 @@ class Tally:
         self.in_flight -= 1
         if self.in_flight == 0:
             self.busy_total += self.clock() - self.busy_since
-        typename = None if result is None else result.typename
-        totals = self.totals.get(typename)
-        if totals is None:
-            totals = self.totals_of(typename)
-        totals.add(result, seconds, request_bytes)
+        self.totals_of(None if result is None else result.typename).add(result, seconds, request_bytes)
 
     def totals_of(self, typename: str | None) -> Totals:
         """The totals of ``typename`` (None: requests that named no bound function), made when first seen."""

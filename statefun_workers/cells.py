@@ -81,6 +81,8 @@ class CellReader:
     """The getter of one storage property: the value of the storage's cell ``index``.
 
     PERF: a compiled callable instead of a Python function, so a state read runs no interpreted frame.
+    NOTE: the three accessors repeat their ``index`` slot rather than share a base class: a compiled subclass
+    that adds ``__call__`` to a base without one raises "does not support vectorcall" (mypyc 2.4).
     """
 
     __slots__ = ("index",)
