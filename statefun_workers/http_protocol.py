@@ -1,0 +1,216 @@
+"""The HTTP/1.1 protocol the workers speak: uvicorn's httptools protocol, with a shorter path for the answers
+this server sends.
+
+Why: once the handler was fast, uvicorn's own per-request work was the largest cost of a small batch request
+(about half of it, by callgrind on a one-worker pool). Three parts of it do nothing useful for this server:
+
+* **Two writes per response.** uvicorn writes the status line and headers when the app sends
+  ``http.response.start``, and the body when it sends ``http.response.body``: two system calls and two TCP
+  segments per answer. Here a response with a ``Content-Length`` holds its head until the first body message
+  and leaves with it, in one write.
+* **Header checks on every response.** uvicorn checks each header name and value against a regular expression
+  on every response. The ones this server sends recur (``content-type: application/octet-stream``), so a name
+  or value that passed once is remembered (a bounded set per process) and not checked again.
+* **Two timer operations per request.** uvicorn cancels the connection's keep-alive timer when data arrives
+  and arms a new one when the response is complete. Here the timer is armed when a connection goes idle
+  without one, and when it fires it closes the connection only if it has been idle for the whole timeout,
+  else it waits out the rest. The connection closes at the same moment as with uvicorn.
+
+Everything else is uvicorn's own code, reached by delegating to it: HEAD, 204 and 304, answers without a
+``Content-Length`` (chunked) or streamed in several parts, ``Connection: close``, 100-continue, pipelining,
+flow control, disconnects, upgrades, errors, access logs and graceful shutdown. Together these took a greeter
+request from about 248k to 227k instructions, and 11% less CPU time per request under the shared benchmark's
+load (``docs/server.md``). ``tests/server/test_http_protocol.py`` sends generated requests and answers
+through both this protocol and uvicorn's and compares the bytes; pyproject.toml pins the uvicorn versions
+this was written against, because it uses uvicorn's fields the way uvicorn's own code does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+__all__ = ["HttpProtocol", "ResponseCycle"]
+
+_CHECKED_MAX = 1024
+"""How many header names, and values, a process remembers as checked (content lengths vary)."""
+_checked_names: set[bytes] = set()
+_checked_values: set[bytes] = set()
+
+# Headers that change how uvicorn frames or ends a response: an answer carrying one takes uvicorn's path.
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def _valid(name: bytes, value: bytes) -> bool:
+    """Whether uvicorn would accept this header; remembered, since the same few recur."""
+    if name not in _checked_names:
+        if HEADER_RE.search(name):
+            return False
+        if len(_checked_names) < _CHECKED_MAX:
+            _checked_names.add(name)
+    if value not in _checked_values:
+        if HEADER_VALUE_RE.search(value):
+            return False
+        if len(_checked_values) < _CHECKED_MAX:
+            _checked_values.add(value)
+    return True
+
+
+class _EncodedDefaults:
+    """The server's default headers (``date``, ``server``) as bytes, encoded once per list.
+
+    uvicorn replaces the list once a second (the date); encoding it once per list instead of once per
+    response saves a loop over it and its checks. None stands for "let uvicorn do it" (a default header that
+    fails the check or frames the response).
+    """
+
+    __slots__ = ("headers", "encoded")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.encoded: bytes | None = None
+
+    def update(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        encoded: bytes | None = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in headers)
+        for name, value in headers:
+            if name.lower() in _FRAMING or not _valid(name, value):
+                encoded = None
+        self.headers, self.encoded = headers, encoded
+        return encoded
+
+
+_DEFAULTS = _EncodedDefaults()
+
+
+class ResponseCycle(RequestResponseCycle):
+    """uvicorn's request-response cycle; an answer with a ``Content-Length`` leaves in one write.
+
+    The fast path sets uvicorn's response fields exactly as uvicorn's ``send`` would, so any message it does
+    not take (a HEAD, a chunked or streamed body, a bad header) goes to uvicorn's ``send`` unchanged, after
+    the held head, if any, is written.
+    """
+
+    _held_head: bytes | None = None
+
+    async def send(self, message: Any) -> None:
+        head = self._held_head
+        if head is not None:
+            self._held_head = None
+            if self._sent_with_head(head, message):
+                return
+            if not self.disconnected:
+                self.transport.write(head)
+            await super().send(message)
+            return
+        if (not self.response_started and message["type"] == "http.response.start" and not self.access_log
+                and not self.disconnected and not self.flow.write_paused and self.scope["method"] != "HEAD"):
+            head = self._encode_head(message)
+            if head is not None:
+                self.response_started = True
+                self.waiting_for_100_continue = False
+                self._held_head = head
+                return
+        await super().send(message)
+
+    def _encode_head(self, message: Any) -> bytes | None:
+        """The status line and headers, with ``expected_content_length`` set; None for uvicorn's path."""
+        status_line = STATUS_LINE.get(message["status"])
+        defaults = _DEFAULTS.encoded if self.default_headers is _DEFAULTS.headers else \
+            _DEFAULTS.update(self.default_headers)
+        if status_line is None or defaults is None or message["status"] in (204, 304):
+            return None
+        parts = [status_line, defaults]
+        length = None
+        for name, value in message.get("headers", ()):
+            if (name not in _checked_names or value not in _checked_values) and not _valid(name, value):
+                return None
+            name = name.lower()
+            if name in _FRAMING:
+                if name != b"content-length" or length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+            parts += (name, b": ", value, b"\r\n")
+        if length is None:
+            return None
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        self.chunked_encoding = False
+        self.expected_content_length = length
+        return b"".join(parts)
+
+    def _sent_with_head(self, head: bytes, message: Any) -> bool:
+        """Send the first body message with the held head, if it is one uvicorn would send as it is."""
+        if message["type"] != "http.response.body" or self.disconnected or self.flow.write_paused:
+            return False
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        left = self.expected_content_length - len(body)
+        if left < 0 or (left and not more_body):
+            return False  # uvicorn raises: longer, or shorter, than the Content-Length
+        self.transport.write(head + body)
+        self.expected_content_length = left
+        if not more_body:
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+        return True
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with :class:`ResponseCycle` and a keep-alive timer armed once per idle
+    period (see the module docstring)."""
+
+    _idle_since: float | None = None
+    _idle_timer: asyncio.TimerHandle | None = None
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        # NOTE: uvicorn has just made this cycle and scheduled its task, which has not run yet; the cycle
+        #   becomes a ResponseCycle before it sends anything. Changing the class instead of restating
+        #   uvicorn's method keeps its request handling (paths, limits, pipelining) whatever version it is.
+        if type(cycle) is RequestResponseCycle:
+            cycle.__class__ = ResponseCycle
+
+    def on_response_complete(self) -> None:
+        if self.pipeline or self.transport.is_closing():
+            super().on_response_complete()  # starts the next pipelined request; arms no timer
+            return
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._close_if_idle)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when data arrives (and on connection loss): the connection is busy.
+        self._idle_since = None
+        if self.timeout_keep_alive_task is not None:  # never armed here; uvicorn's own, should it arm one
+            super()._unset_keepalive_if_required()
+
+    def _close_if_idle(self) -> None:
+        self._idle_timer = None
+        if self._idle_since is None or self.transport.is_closing():
+            return  # busy: the timer is armed again when its response is complete
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._close_if_idle)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
