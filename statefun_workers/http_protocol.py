@@ -1,33 +1,36 @@
 """The HTTP/1.1 protocol the workers speak: uvicorn's httptools protocol, with a shorter path for the answers
 this server sends.
 
-Why: once the handler was fast, uvicorn's own per-request work was the largest cost of a small batch request
-(about half of it, by callgrind on a one-worker pool). Three parts of it do nothing useful for this server:
+Why: once the handler was fast, uvicorn's own per-request work was the largest cost of a small batch request.
+Three parts of it do nothing useful for this server:
 
 * **Two writes per response.** uvicorn writes the status line and headers when the app sends
   ``http.response.start``, and the body when it sends ``http.response.body``: two system calls and two TCP
-  segments per answer. Here a response with a ``Content-Length`` holds its head until the first body message
-  and leaves with it, in one write.
+  segments per answer. Here the connection's writes of one event-loop turn leave together, at the end of
+  the turn (:class:`JoinedWritesTransport`). Writing each answer at once instead, as soon as it is whole,
+  measured no faster: it cost more kernel time per request than it saved, since the answers to
+  concurrent requests then go out, and wake the client, one by one instead of together.
 * **Header checks on every response.** uvicorn checks each header name and value against a regular expression
   on every response. The ones this server sends recur (``content-type: application/octet-stream``), so a name
-  or value that passed once is remembered (a bounded set per process) and not checked again.
+  or value that passed once is remembered (a bounded set per process) and not checked again; the default
+  headers (``date``) are encoded once per second instead of once per response.
 * **Two timer operations per request.** uvicorn cancels the connection's keep-alive timer when data arrives
   and arms a new one when the response is complete. Here the timer is armed when a connection goes idle
   without one, and when it fires it closes the connection only if it has been idle for the whole timeout,
   else it waits out the rest. The connection closes at the same moment as with uvicorn.
 
-Everything else is uvicorn's own code, reached by delegating to it: HEAD, 204 and 304, answers without a
-``Content-Length`` (chunked) or streamed in several parts, ``Connection: close``, 100-continue, pipelining,
-flow control, disconnects, upgrades, errors, access logs and graceful shutdown. Together these took a greeter
-request from about 248k to 227k instructions, and 11% less CPU time per request under the shared benchmark's
-load (``docs/server.md``). ``tests/server/test_http_protocol.py`` sends generated requests and answers
-through both this protocol and uvicorn's and compares the bytes; pyproject.toml pins the uvicorn versions
-this was written against, because it uses uvicorn's fields the way uvicorn's own code does.
+Everything else is uvicorn's own code, reached by delegating to it: response bodies, HEAD, 204 and 304,
+answers without a ``Content-Length`` (chunked), ``Connection: close``, 100-continue, pipelining, flow
+control, disconnects, upgrades, errors, access logs and graceful shutdown. ``tests/server/test_http_protocol.py``
+sends generated requests and answers through both this protocol and uvicorn's and compares the bytes;
+pyproject.toml bounds the uvicorn versions, because this module uses uvicorn's fields the way uvicorn's own
+code does. The measurements are in ``docs/server.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -38,7 +41,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-__all__ = ["HttpProtocol", "ResponseCycle"]
+__all__ = ["HttpProtocol", "JoinedWritesTransport", "ResponseCycle"]
 
 _CHECKED_MAX = 1024
 """How many header names, and values, a process remembers as checked (content lengths vary)."""
@@ -91,37 +94,26 @@ _DEFAULTS = _EncodedDefaults()
 
 
 class ResponseCycle(RequestResponseCycle):
-    """uvicorn's request-response cycle; an answer with a ``Content-Length`` leaves in one write.
+    """uvicorn's request-response cycle, with the head of a response with a ``Content-Length`` encoded
+    without uvicorn's per-header checks (see ``_valid``) and with the default headers encoded once.
 
-    The fast path sets uvicorn's response fields exactly as uvicorn's ``send`` would, so any message it does
-    not take (a HEAD, a chunked or streamed body, a bad header) goes to uvicorn's ``send`` unchanged, after
-    the held head, if any, is written.
+    This fast path sets uvicorn's response fields exactly as uvicorn's ``send`` would, so any message it does
+    not take (a HEAD, a chunked answer, a header uvicorn refuses, the body) goes to uvicorn's ``send``.
     """
 
-    _held_head: bytes | None = None
-
     async def send(self, message: Any) -> None:
-        head = self._held_head
-        if head is not None:
-            self._held_head = None
-            if self._sent_with_head(head, message):
-                return
-            if not self.disconnected:
-                self.transport.write(head)
-            await super().send(message)
-            return
         if (not self.response_started and message["type"] == "http.response.start" and not self.access_log
                 and not self.disconnected and not self.flow.write_paused and self.scope["method"] != "HEAD"):
             head = self._encode_head(message)
             if head is not None:
                 self.response_started = True
                 self.waiting_for_100_continue = False
-                self._held_head = head
+                self.transport.write(head)
                 return
         await super().send(message)
 
     def _encode_head(self, message: Any) -> bytes | None:
-        """The status line and headers, with ``expected_content_length`` set; None for uvicorn's path."""
+        """The status line and headers, with the body's framing set; None for uvicorn's path."""
         status_line = STATUS_LINE.get(message["status"])
         defaults = _DEFAULTS.encoded if self.default_headers is _DEFAULTS.headers else \
             _DEFAULTS.update(self.default_headers)
@@ -147,32 +139,63 @@ class ResponseCycle(RequestResponseCycle):
         self.expected_content_length = length
         return b"".join(parts)
 
-    def _sent_with_head(self, head: bytes, message: Any) -> bool:
-        """Send the first body message with the held head, if it is one uvicorn would send as it is."""
-        if message["type"] != "http.response.body" or self.disconnected or self.flow.write_paused:
-            return False
-        body = message.get("body", b"")
-        more_body = message.get("more_body", False)
-        left = self.expected_content_length - len(body)
-        if left < 0 or (left and not more_body):
-            return False  # uvicorn raises: longer, or shorter, than the Content-Length
-        self.transport.write(head + body)
-        self.expected_content_length = left
-        if not more_body:
-            self.response_complete = True
-            self.message_event.set()
-            if not self.keep_alive:
-                self.transport.close()
-            self.on_response()
-        return True
+
+class JoinedWritesTransport:
+    """Wraps a connection's transport: the writes of one event-loop turn leave in one ``write`` of it.
+
+    Only ``write`` and ``writelines`` are deferred, to the end of the current loop turn (``call_soon``);
+    ``close`` sends what is pending first; everything else goes straight to the real transport. Flow control
+    is unchanged: the real transport still pauses the protocol when its buffer fills, one loop turn later at
+    most.
+    """
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.BaseTransport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport: Any = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._send_pending)
+        # NOTE: a transport owns what it was given once write() returns; a caller may reuse a bytearray.
+        self._pending.append(data if type(data) is bytes else bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _send_pending(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        # NOTE: a transport closed by the peer in the meantime drops the bytes, as it would have anyway.
+        if not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._send_pending()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        # PERF: uvicorn asks after every response; __getattr__ would first fail a normal lookup.
+        return bool(self._transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with :class:`ResponseCycle` and a keep-alive timer armed once per idle
-    period (see the module docstring)."""
+    """uvicorn's httptools protocol over a :class:`JoinedWritesTransport`, with :class:`ResponseCycle` and a
+    keep-alive timer armed once per idle period (see the module docstring)."""
 
     _idle_since: float | None = None
     _idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(JoinedWritesTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

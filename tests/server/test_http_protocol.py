@@ -2,8 +2,8 @@
 
 Both protocols are driven in process with the same bytes, over a transport that records what it is asked to
 send, and must send the same bytes and close at the same point: generated requests (pipelined, split at any
-byte) and generated answers (every framing uvicorn knows, and the broken ones it refuses). Then what the fast
-path is for (one write per answer), the keep-alive timer on a real clock, and pipelining on a real pool.
+byte) and generated answers (every framing uvicorn knows, and the broken ones it refuses). Then the joining
+transport (one write per answer), the keep-alive timer on a real clock, and pipelining on a real pool.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from statefun_workers import http_protocol
-from statefun_workers.http_protocol import HttpProtocol
+from statefun_workers.http_protocol import HttpProtocol, JoinedWritesTransport
 
 from .conftest import Server
 from .wire import greeter_request
@@ -265,7 +265,7 @@ def test_with_the_access_log_on_every_answer_takes_uvicorns_path(caplog: pytest.
         ours = asyncio.run(one(HttpProtocol))
     assert logged_by_uvicorn == 2
     assert len(caplog.records) == 4
-    assert ours.transport.writes == theirs.transport.writes
+    assert ours.sent == theirs.sent
 
 
 def test_remembered_header_checks_are_bounded_and_never_admit_a_bad_value() -> None:
@@ -277,6 +277,69 @@ def test_remembered_header_checks_are_bounded_and_never_admit_a_bad_value() -> N
     assert not http_protocol._valid(b"x-bad", b"a\x01b")  # still refused the second time
     assert not http_protocol._valid(b"bad name", b"fine")
     assert b"bad name" not in http_protocol._checked_names
+
+
+# --- the joining transport -----------------------------------------------------------------------------------
+
+
+def run(steps) -> RecordingTransport:  # noqa: ANN001 - steps(transport, joined) is an async function
+    real = RecordingTransport()
+
+    async def main() -> None:
+        await steps(real, JoinedWritesTransport(real, asyncio.get_running_loop()))
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    return real
+
+
+def test_the_writes_of_one_turn_leave_as_one_write_in_order() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        joined.writelines([b"bo", b"dy"])
+        assert real.writes == []  # nothing sent until the turn ends
+        await asyncio.sleep(0)
+        assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        joined.write(b"next")
+        await asyncio.sleep(0)
+
+    assert run(steps).writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+
+
+def test_a_buffer_reused_after_write_does_not_change_what_is_sent() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        buffer = bytearray(b"first")
+        joined.write(buffer)
+        buffer[:] = b"XXXXX"
+
+    assert run(steps).writes == [b"first"]
+
+
+def test_close_sends_what_is_pending_first() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        joined.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        joined.close()
+        assert real.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and real.closing
+
+    run(steps)
+
+
+def test_a_transport_closed_meanwhile_drops_the_pending_bytes() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        joined.write(b"late")
+        real.close()  # the peer went away before the turn ended
+
+    assert run(steps).writes == []
+
+
+def test_everything_else_reaches_the_real_transport() -> None:
+    async def steps(real, joined):  # noqa: ANN001, ANN202
+        joined.pause_reading()
+        assert not real.reading
+        assert joined.get_extra_info("peername") == ("127.0.0.1", 40000)
+        assert not joined.is_closing()
+
+    run(steps)
 
 
 # --- the keep-alive timer, on a real clock ------------------------------------------------------------------
