@@ -3,7 +3,8 @@
 Both protocols are driven in process with the same bytes, over a transport that records what it is asked to
 send, and must send the same bytes and close at the same point: generated requests (pipelined, split at any
 byte) and generated answers (every framing uvicorn knows, and the broken ones it refuses). Then the joining
-transport (one write per answer), the keep-alive timer on a real clock, and pipelining on a real pool.
+transport (one write per answer), the keep-alive timer on a real clock, the batch body taken from the first
+ASGI event (``server.BatchRequest``) or from Falcon's stream, and pipelining on a real pool.
 """
 
 from __future__ import annotations
@@ -421,6 +422,47 @@ def test_a_lost_connection_leaves_no_timer() -> None:
 
     armed, after = asyncio.run(scenario())
     assert armed is not None and armed.cancelled() and after is None
+
+
+# --- the batch body from the first ASGI event -----------------------------------------------------------------
+
+
+def post_through_asgi(app: Any, body: bytes, pieces: int) -> tuple[int, bytes]:
+    """POST ``body`` straight to an ASGI app, handed over in ``pieces`` http.request events."""
+    cut = [len(body) * i // pieces for i in range(pieces + 1)]
+    events = [{"type": "http.request", "body": body[cut[i]:cut[i + 1]], "more_body": i < pieces - 1}
+              for i in range(pieces)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return events.pop(0) if events else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/statefun", "raw_path": b"/statefun", "query_string": b"",
+             "root_path": "", "headers": [(b"content-length", b"%d" % len(body))]}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize("pieces", [1, 2])
+@pytest.mark.parametrize(("room", "status"), [(0, 200), (-1, 413)])
+def test_the_body_is_held_to_the_size_limit_in_one_event_or_several(pieces: int, room: int, status: int) -> None:
+    """One event: the body comes from the first event (server.BatchRequest); several: from Falcon's stream."""
+    from examples import functions  # noqa: PLC0415
+    from statefun_workers.server import NullRecorder, create_app  # noqa: PLC0415
+    from statefun_workers.settings import Settings  # noqa: PLC0415
+
+    body = greeter_request("Fay", seen=4)
+    app = create_app(functions, settings=Settings(max_request_bytes=len(body) + room), recorder=NullRecorder())
+    answer_status, answer = post_through_asgi(app, body, pieces)
+    assert answer_status == status, answer
+    if status == 413:
+        assert f"request body of {len(body)} bytes is over the limit".encode() in answer
+    else:
+        assert answer == post_through_asgi(create_app(functions, recorder=NullRecorder()), body, 1)[1]
 
 
 # --- on a real pool -------------------------------------------------------------------------------------------
