@@ -202,7 +202,7 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         # NOTE: uvicorn has just made this cycle and scheduled its task, which has not run yet; the cycle
         #   becomes a ResponseCycle before it sends anything. Changing the class instead of restating
-        #   uvicorn's method keeps its request handling (paths, limits, pipelining) whatever version it is.
+        #   uvicorn's method keeps uvicorn's own request handling (paths, limits, pipelining), fixes included.
         if type(cycle) is RequestResponseCycle:
             cycle.__class__ = ResponseCycle
 
