@@ -5,7 +5,9 @@ Usage (with `make serve` running): .venv/bin/python examples/try_greeter.py [NAM
 
 It POSTs a ToFunction for example/greeter without any state (the pool answers IncompleteInvocationContext:
 "register state `seen` first"), then the same batch with the state attached, as the runtime would re-send it,
-and prints both answers.
+and prints both answers. NAME defaults to Alice. Every run greets a first visit: the pool keeps no state (the
+runtime sends each address's state with its batch and stores the mutations it gets back), and this script
+always sends the state registered but empty.
 """
 
 from __future__ import annotations
