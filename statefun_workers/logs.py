@@ -22,6 +22,11 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
                                                                                   "color_message"}
 
 
+# gunicorn and uvicorn log everything, start-up lines included, to loggers named "<server>.error"; a search
+# for "error" in the logs should not match every line, so these go out as the server's name alone.
+_LOGGER_NAMES = {"gunicorn.error": "gunicorn", "uvicorn.error": "uvicorn"}
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: ``{"ts", "level", "logger", "pid", "msg", ...extra, "exc"}``."""
 
@@ -30,7 +35,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "logger": record.name,
+            "logger": _LOGGER_NAMES.get(record.name, record.name),
             "pid": record.process,
             "msg": record.getMessage(),
         }

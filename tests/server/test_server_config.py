@@ -161,6 +161,14 @@ def test_json_logs_are_one_line_with_the_traceback() -> None:
     assert "ValueError: boom" in entry["exc"]
 
 
+@pytest.mark.parametrize(("name", "shown"), [("gunicorn.error", "gunicorn"), ("uvicorn.error", "uvicorn"),
+                                             ("uvicorn.access", "uvicorn.access"), ("statefun_workers.server",
+                                                                                    "statefun_workers.server")])
+def test_json_logs_name_the_servers_without_their_error_suffix(name: str, shown: str) -> None:
+    record = logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, "Booting worker", (), None)
+    assert json.loads(JsonFormatter().format(record))["logger"] == shown
+
+
 def test_traceback_throttle_logs_one_traceback_per_failure_and_interval() -> None:
     from statefun_workers.server import TracebackThrottle
 
