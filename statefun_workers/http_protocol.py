@@ -13,13 +13,15 @@ Three parts of it do nothing useful for this server:
 * **Header checks on every response.** uvicorn checks each header name and value against a regular expression
   on every response. The ones this server sends recur (``content-type: application/octet-stream``), so a name
   or value that passed once is remembered (a bounded set per process) and not checked again; the default
-  headers (``date``) are encoded once per second instead of once per response.
+  headers (``date``) are encoded once per second instead of once per response. The body of such an answer,
+  when it comes whole in one message (every answer here), is sent without another pass through uvicorn's
+  checks.
 * **Two timer operations per request.** uvicorn cancels the connection's keep-alive timer when data arrives
   and arms a new one when the response is complete. Here the timer is armed when a connection goes idle
   without one, and when it fires it closes the connection only if it has been idle for the whole timeout,
   else it waits out the rest. The connection closes at the same moment as with uvicorn.
 
-Everything else is uvicorn's own code, reached by delegating to it: response bodies, HEAD, 204 and 304,
+Everything else is uvicorn's own code, reached by delegating to it: bodies in several parts, HEAD, 204 and 304,
 answers without a ``Content-Length`` (chunked), ``Connection: close``, 100-continue, pipelining, flow
 control, disconnects, upgrades, errors, access logs and graceful shutdown. ``tests/server/test_http_protocol.py``
 sends generated requests and answers through both this protocol and uvicorn's and compares the bytes;
@@ -95,25 +97,51 @@ _DEFAULTS = _EncodedDefaults()
 
 class ResponseCycle(RequestResponseCycle):
     """uvicorn's request-response cycle, with the head of a response with a ``Content-Length`` encoded
-    without uvicorn's per-header checks (see ``_valid``) and with the default headers encoded once.
+    without uvicorn's per-header checks (see ``_valid``) and with the default headers encoded once, and the
+    body of such a response sent directly when it comes whole.
 
     This fast path sets uvicorn's response fields exactly as uvicorn's ``send`` would, so any message it does
-    not take (a HEAD, a chunked answer, a header uvicorn refuses, the body) goes to uvicorn's ``send``.
+    not take (a HEAD, a chunked answer, a header uvicorn refuses, a body in parts) goes to uvicorn's ``send``.
     """
 
+    _own_head = False
+    """Whether ``_encode_head`` wrote this answer's head (then ``_sent_last_body`` may send its body)."""
+
     async def send(self, message: Any) -> None:
-        if (not self.response_started and message["type"] == "http.response.start" and not self.access_log
-                and not self.disconnected and not self.flow.write_paused and self.scope["method"] != "HEAD"):
-            head = self._encode_head(message)
-            if head is not None:
-                self.response_started = True
-                self.waiting_for_100_continue = False
-                self.transport.write(head)
+        if self.disconnected or self.flow.write_paused or self.access_log:
+            await super().send(message)
+        elif not self.response_started:
+            head = self._encode_head(message) if message["type"] == "http.response.start" else None
+            if head is None:
+                await super().send(message)
                 return
-        await super().send(message)
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self._own_head = True
+            self.transport.write(head)
+        elif not (self._own_head and self._sent_last_body(message)):
+            await super().send(message)
+
+    def _sent_last_body(self, message: Any) -> bool:
+        """Send the body of an ``_encode_head`` answer when it comes whole, in one message, as uvicorn would."""
+        if self.response_complete or message["type"] != "http.response.body" or message.get("more_body", False):
+            return False
+        body = message.get("body", b"")
+        if len(body) != self.expected_content_length:
+            return False  # uvicorn raises: longer, or shorter, than the Content-Length
+        self.transport.write(body)
+        self.expected_content_length = 0
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
 
     def _encode_head(self, message: Any) -> bytes | None:
         """The status line and headers, with the body's framing set; None for uvicorn's path."""
+        if self.scope["method"] == "HEAD":
+            return None
         status_line = STATUS_LINE.get(message["status"])
         defaults = _DEFAULTS.encoded if self.default_headers is _DEFAULTS.headers else \
             _DEFAULTS.update(self.default_headers)
