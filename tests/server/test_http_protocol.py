@@ -235,6 +235,41 @@ def test_sends_the_same_bytes_as_uvicorn(answer: Answer, chunks: list[bytes]) ->
     assert ours.state.total_requests == theirs.state.total_requests
 
 
+def test_an_answer_after_the_client_went_away_is_dropped_as_uvicorn_drops_it() -> None:
+    """The connection is lost while the app works; then it answers: nothing is written, nothing raises."""
+    async def one(protocol_class: type[HttpToolsProtocol]) -> tuple[Connection, list[BaseException | None]]:
+        release = asyncio.Event()
+        outcome: list[BaseException | None] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await release.wait()
+            try:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", b"2")]})
+                await send({"type": "http.response.body", "body": b"ok"})
+                outcome.append(None)
+            except BaseException as ex:  # noqa: BLE001 - recorded and compared below
+                outcome.append(ex)
+
+        conn = connect(protocol_class, app)
+        conn.protocol.data_received(b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+        await settle()
+        conn.protocol.connection_lost(None)
+        release.set()
+        await settle()
+        return conn, outcome
+
+    async def both() -> tuple[tuple[Connection, list[BaseException | None]], ...]:
+        return await one(HttpToolsProtocol), await one(HttpProtocol)
+
+    (theirs, their_outcome), (ours, our_outcome) = asyncio.run(both())
+    assert their_outcome == our_outcome == [None]
+    assert theirs.sent == ours.sent == b""
+    assert ours.transport.closing and theirs.transport.closing
+    assert ours.state.total_requests == theirs.state.total_requests == 0  # not counted as answered
+
+
 def test_an_answer_with_a_content_length_leaves_in_one_write() -> None:
     answer = Answer(body=b"\x0a\x02ok", parts=1)
     request = b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
