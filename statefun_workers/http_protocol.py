@@ -54,18 +54,19 @@ _checked_values: set[bytes] = set()
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
+def _acceptable(name: bytes, value: bytes) -> bool:
+    """Whether uvicorn's checks accept this header."""
+    return not HEADER_RE.search(name) and not HEADER_VALUE_RE.search(value)
+
+
 def _valid(name: bytes, value: bytes) -> bool:
     """Whether uvicorn would accept this header; remembered, since the same few recur."""
-    if name not in _checked_names:
-        if HEADER_RE.search(name):
-            return False
-        if len(_checked_names) < _CHECKED_MAX:
-            _checked_names.add(name)
-    if value not in _checked_values:
-        if HEADER_VALUE_RE.search(value):
-            return False
-        if len(_checked_values) < _CHECKED_MAX:
-            _checked_values.add(value)
+    if not _acceptable(name, value):
+        return False
+    if len(_checked_names) < _CHECKED_MAX:
+        _checked_names.add(name)
+    if len(_checked_values) < _CHECKED_MAX:
+        _checked_values.add(value)
     return True
 
 
@@ -86,7 +87,8 @@ class _EncodedDefaults:
     def update(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         encoded: bytes | None = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in headers)
         for name, value in headers:
-            if name.lower() in _FRAMING or not _valid(name, value):
+            # NOTE: not _valid: a new date every second would fill the remembered values with stale ones.
+            if name.lower() in _FRAMING or not _acceptable(name, value):
                 encoded = None
         self.headers, self.encoded = headers, encoded
         return encoded

@@ -315,6 +315,18 @@ def test_remembered_header_checks_are_bounded_and_never_admit_a_bad_value() -> N
     assert b"bad name" not in http_protocol._checked_names
 
 
+def test_the_default_headers_are_checked_but_not_remembered() -> None:
+    """uvicorn renews the date header every second; remembering each would crowd out the values that recur."""
+    remembered = set(http_protocol._checked_values)
+    defaults = http_protocol._EncodedDefaults()
+    for second in range(50):
+        date = b"Sun, 29 Nov 2026 08:00:%02d GMT" % second
+        assert defaults.update([(b"date", date)]) == b"date: " + date + b"\r\n"
+    assert http_protocol._checked_values == remembered
+    assert defaults.update([(b"date", b"bad\x01")]) is None
+    assert defaults.update([(b"Connection", b"close")]) is None  # frames the answer: uvicorn's path
+
+
 # --- the joining transport -----------------------------------------------------------------------------------
 
 
