@@ -75,22 +75,25 @@ class _EncodedDefaults:
 
     uvicorn replaces the list once a second (the date); encoding it once per list instead of once per
     response saves a loop over it and its checks. None stands for "let uvicorn do it" (a default header that
-    fails the check or frames the response).
+    fails the check or frames the response). The list and its encoding are kept as one tuple, replaced whole,
+    so that servers on event loops in other threads never read one list's encoding for another.
     """
 
-    __slots__ = ("headers", "encoded")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.encoded: bytes | None = None
+        self.last: tuple[list[tuple[bytes, bytes]] | None, bytes | None] = (None, None)
 
-    def update(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    def of(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        last = self.last
+        if last[0] is headers:
+            return last[1]
         encoded: bytes | None = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in headers)
         for name, value in headers:
             # NOTE: not _valid: a new date every second would fill the remembered values with stale ones.
             if name.lower() in _FRAMING or not _acceptable(name, value):
                 encoded = None
-        self.headers, self.encoded = headers, encoded
+        self.last = (headers, encoded)
         return encoded
 
 
@@ -145,8 +148,8 @@ class ResponseCycle(RequestResponseCycle):
         if self.scope["method"] == "HEAD":
             return None
         status_line = STATUS_LINE.get(message["status"])
-        defaults = _DEFAULTS.encoded if self.default_headers is _DEFAULTS.headers else \
-            _DEFAULTS.update(self.default_headers)
+        last = _DEFAULTS.last  # PERF: of()'s first test, inline: this runs once per response
+        defaults = last[1] if last[0] is self.default_headers else _DEFAULTS.of(self.default_headers)
         if status_line is None or defaults is None or message["status"] in (204, 304):
             return None
         parts = [status_line, defaults]

@@ -321,10 +321,10 @@ def test_the_default_headers_are_checked_but_not_remembered() -> None:
     defaults = http_protocol._EncodedDefaults()
     for second in range(50):
         date = b"Sun, 29 Nov 2026 08:00:%02d GMT" % second
-        assert defaults.update([(b"date", date)]) == b"date: " + date + b"\r\n"
+        assert defaults.of([(b"date", date)]) == b"date: " + date + b"\r\n"
     assert http_protocol._checked_values == remembered
-    assert defaults.update([(b"date", b"bad\x01")]) is None
-    assert defaults.update([(b"Connection", b"close")]) is None  # frames the answer: uvicorn's path
+    assert defaults.of([(b"date", b"bad\x01")]) is None
+    assert defaults.of([(b"Connection", b"close")]) is None  # frames the answer: uvicorn's path
 
 
 # --- the joining transport -----------------------------------------------------------------------------------
