@@ -284,3 +284,27 @@ def test_large_bodies_are_given_back_to_the_system_after_their_batches(one_worke
         thread.join(60)
     serves(server)
     assert rss_bytes(pid) - before < 16 << 20, (before, rss_bytes(pid))  # 6 bodies of 24 MiB held at once
+
+
+def test_sigterm_with_a_hung_async_batch_answers_503_and_stops_in_the_grace_period(
+        one_worker: Callable[..., Server], tmp_path: Path) -> None:
+    server = one_worker(STATEFUN_GRACEFUL_TIMEOUT="2")  # the batch timeout (30 s) is longer
+    marker = str(tmp_path / "term")
+    answer: list[tuple[int, bytes]] = []
+
+    def post() -> None:
+        status, _, body = server.post(to_function("test/hang", "t1", [string_arg(marker)]))
+        answer.append((status, body))
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    poll(lambda: os.path.exists(marker + ".started"))
+    stopping = time.monotonic()
+    server.signal(15)
+    server.proc.wait(timeout=15)
+    poster.join(5)
+    assert time.monotonic() - stopping < 2 + 2 + 1  # graceful timeout + the master's margin
+    assert answer and answer[0][0] == 503 and b"worker_stopping" in answer[0][1]
+    assert os.path.exists(marker + ".cancelled")
+    no_tracebacks(server)
+    assert "SIGKILL" not in server.log()
