@@ -239,3 +239,31 @@ def test_the_admin_port_turns_unready_while_the_function_port_drains(start_serve
 
     poll(unready, timeout=4)
     assert server.post(greeter_request("Ada", seen=3))[0] == 200
+
+
+def test_sighup_makes_the_workers_load_a_rotated_certificate(start_server: Callable[..., Server], certs,
+                                                             tmp_path: Path) -> None:
+    """docs/tls.md: workers read the files when they start; SIGHUP replaces them, and they load the new ones."""
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key"):
+        shutil.copy(certs["good"] / name, live / name)
+    env = {"STATEFUN_TLS_CERT_FILE": str(live / "server.crt"), "STATEFUN_TLS_KEY_FILE": str(live / "server.key")}
+    server = start_server(workers=1, client_tls=client(certs, None), **env)
+    # The Secret is updated in place: the running worker keeps the certificate it loaded.
+    for name in ("server.crt", "server.key"):
+        shutil.copy(certs["other"] / name, live / name)
+    trusts_other = ssl.create_default_context(cafile=certs["other"] / "ca.crt")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        post_greeter(server, trusts_other)
+    old_workers = server.worker_pids()
+    server.signal(signal.SIGHUP)
+    poll(lambda: server.worker_pids() and not server.worker_pids() & old_workers, timeout=15)
+
+    def serves_the_new_certificate() -> bool:
+        try:
+            return post_greeter(server, trusts_other) == 200
+        except OSError:
+            return False
+
+    poll(serves_the_new_certificate, timeout=15)
