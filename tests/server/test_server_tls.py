@@ -227,7 +227,7 @@ def test_client_certificates_are_optional_when_asked(certs) -> None:
 
 def test_the_admin_port_turns_unready_while_the_function_port_drains(start_server: Callable[..., Server]) -> None:
     """SIGTERM: the kubelet's readiness probe, on the admin port, sees 503 while batches are still served."""
-    server = start_server(workers=1, STATEFUN_ADMIN_PORT=str(free_port()), STATEFUN_DRAIN_SECONDS="5")
+    server = start_server(workers=1, STATEFUN_ADMIN_PORT=str(free_port()), STATEFUN_DRAIN_SECONDS="3")
     server.signal(signal.SIGTERM)
 
     def unready() -> bool:
@@ -237,7 +237,7 @@ def test_the_admin_port_turns_unready_while_the_function_port_drains(start_serve
         finally:
             conn.close()
 
-    poll(unready, timeout=4)
+    poll(unready, timeout=2.5)
     assert server.post(greeter_request("Ada", seen=3))[0] == 200
 
 
