@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
+# The TLS tests make their certificates with scripts/make-certs.sh.
+command -v openssl >/dev/null || need+=(openssl)
 # protoc 3.21 regenerates statefun_workers/_proto; the drift test runs it (scripts/gen_protos.py also takes
 # $STATEFUN_PROTOC, or grpcio-tools 1.49 on Python <= 3.11)
 "${STATEFUN_PROTOC:-protoc}" --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || need+=(protobuf-compiler)

@@ -29,9 +29,12 @@ import gc as _gc
 import importlib as _importlib
 import math as _math
 import os as _os
+import sys as _sys
 from typing import Any as _Any
 
+from statefun_workers import tls as _tls
 from statefun_workers.cpu import available_cpus as _available_cpus
+from statefun_workers.errors import ConfigurationError as _ConfigurationError
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
 from statefun_workers.settings import Settings as _Settings
 
@@ -47,9 +50,26 @@ __all__ = [
 _SHUTDOWN_MARGIN_SECONDS = 2
 """Time the master adds after drain + graceful, so the worker can cancel leftovers and exit on its own."""
 
-_settings = _Settings.from_env()
+
+
+def _load_settings() -> _Settings:
+    """The settings, with the TLS files loaded once here so that a bad one stops the master before any fork;
+    a bad value ends the start with its one-line message instead of a traceback of this module."""
+    try:
+        settings = _Settings.from_env()
+        _tls.server_context(settings)
+    except _ConfigurationError as ex:
+        _sys.stderr.write(f"statefun-workers: {ex}\n")
+        raise SystemExit(1) from None
+    return settings
+
+
+_settings = _load_settings()
 
 bind = [f"0.0.0.0:{_settings.port}"]
+if _settings.admin_port is not None:
+    # The plain probes-and-metrics port (statefun_workers/tls.py); a -b on the command line replaces both.
+    bind.append(f"0.0.0.0:{_settings.admin_port}")
 workers = _settings.web_concurrency or _available_cpus()
 worker_class = "statefun_workers.worker.StatefunWorker"
 preload_app = True

@@ -39,7 +39,7 @@ from statefun_workers.logs import LOGGER_NAME, LogThrottle
 from statefun_workers.settings import Settings
 
 __all__ = ["OCTET_STREAM", "PROCESS_READINESS", "BatchRequest", "NullRecorder", "Readiness", "Recorder",
-           "create_app"]
+           "create_admin_app", "create_app"]
 
 OCTET_STREAM = "application/octet-stream"
 """The only Content-Type the runtime accepts on a 2xx: OkHttp compares the whole string, parameters too."""
@@ -405,11 +405,29 @@ def create_app(functions: StatefulFunctions, *, settings: Settings | None = None
     function_resource = FunctionResource(handler, settings, recorder, blocking_threads)
     app.add_route("/statefun", function_resource)
     app.add_route("/statefun/{function_name}", function_resource)
-    app.add_route("/healthz", HealthResource())
-    app.add_route("/readyz", ReadyResource(readiness or PROCESS_READINESS))
-    app.add_route("/metrics", MetricsResource(_metrics_hook("render")))
+    _add_admin_routes(app, readiness)
     app.add_sink(function_resource.sink, "/")
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(StatefunError, ErrorHandler(settings.expose_errors))
     app.set_error_serializer(_serialize_http_error)
     return app
+
+
+def create_admin_app(
+        readiness: Readiness | None = None) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
+    """The app of the plain admin port (``STATEFUN_ADMIN_PORT``): the probes and ``/metrics``, nothing else.
+
+    No function route: a batch must never be served on a port without TLS and client certificates, so every
+    other path is 404 here (``statefun_workers.tls``).
+    """
+    app = falcon.asgi.App()
+    _add_admin_routes(app, readiness)
+    app.add_error_handler(Exception, _handle_unexpected)
+    app.set_error_serializer(_serialize_http_error)
+    return app
+
+
+def _add_admin_routes(app: falcon.asgi.App[Any, Any], readiness: Readiness | None) -> None:
+    app.add_route("/healthz", HealthResource())
+    app.add_route("/readyz", ReadyResource(readiness or PROCESS_READINESS))
+    app.add_route("/metrics", MetricsResource(_metrics_hook("render")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from statefun_workers.errors import ConfigurationError
 
@@ -61,6 +62,18 @@ class Settings:
     hung batch is answered 503 and retried while the budget lasts."""
     expose_errors: bool = False
     """Echo a failing function's exception text in the 500 body (development only: it may hold secrets)."""
+    # TLS (docs/tls.md)
+    tls_cert_file: str | None = None
+    """``STATEFUN_TLS_CERT_FILE``: PEM certificate chain of the function port; set, the port speaks only TLS."""
+    tls_key_file: str | None = None
+    """``STATEFUN_TLS_KEY_FILE``: PEM private key of that certificate (unencrypted)."""
+    tls_client_ca_file: str | None = None
+    """``STATEFUN_TLS_CLIENT_CA_FILE``: PEM CA certificates that client certificates must chain to."""
+    tls_require_client_cert: bool = False
+    """``STATEFUN_TLS_REQUIRE_CLIENT_CERT``: refuse clients without a valid certificate (mTLS); defaults to
+    true when a client CA is set."""
+    admin_port: int | None = None
+    """``STATEFUN_ADMIN_PORT``: a second, plain-HTTP port serving only the probes and ``/metrics``."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,7 +106,62 @@ class Settings:
             max_buffered_bytes=_int(env, "STATEFUN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, minimum=1),
             batch_timeout=_seconds(env, "STATEFUN_BATCH_TIMEOUT", 30.0, minimum=0.01),
             expose_errors=_flag(env, "STATEFUN_EXPOSE_ERRORS"),
+            # TLS
+            **_tls(env),
         )
+
+
+class _TlsFields(TypedDict):
+    tls_cert_file: str | None
+    tls_key_file: str | None
+    tls_client_ca_file: str | None
+    tls_require_client_cert: bool
+    admin_port: int | None
+
+
+def _tls(env: Mapping[str, str]) -> _TlsFields:
+    """The TLS and admin-port fields, checked together: a half-configured TLS must not start as plain HTTP."""
+    cert = _file(env, "STATEFUN_TLS_CERT_FILE")
+    key = _file(env, "STATEFUN_TLS_KEY_FILE")
+    client_ca = _file(env, "STATEFUN_TLS_CLIENT_CA_FILE")
+    require = _bool(env, "STATEFUN_TLS_REQUIRE_CLIENT_CERT", client_ca is not None)
+    if (cert is None) != (key is None):
+        missing = "STATEFUN_TLS_KEY_FILE" if key is None else "STATEFUN_TLS_CERT_FILE"
+        raise ConfigurationError(f"{missing} must be set too: TLS needs both a certificate and its key")
+    if client_ca is not None and cert is None:
+        raise ConfigurationError("STATEFUN_TLS_CLIENT_CA_FILE needs STATEFUN_TLS_CERT_FILE and "
+                                 "STATEFUN_TLS_KEY_FILE: client certificates are only checked over TLS")
+    if require and client_ca is None:
+        raise ConfigurationError("STATEFUN_TLS_REQUIRE_CLIENT_CERT needs STATEFUN_TLS_CLIENT_CA_FILE, the CA "
+                                 "that client certificates are checked against")
+    admin_port = None
+    if _raw(env, "STATEFUN_ADMIN_PORT") is not None:
+        admin_port = _int(env, "STATEFUN_ADMIN_PORT", 0, minimum=1, maximum=65535)
+        if admin_port == _int(env, "PORT", 8000, minimum=1, maximum=65535):
+            raise ConfigurationError(f"STATEFUN_ADMIN_PORT must differ from PORT, both are {admin_port}")
+    return {"tls_cert_file": cert, "tls_key_file": key, "tls_client_ca_file": client_ca,
+            "tls_require_client_cert": require, "admin_port": admin_port}
+
+
+def _file(env: Mapping[str, str], name: str) -> str | None:
+    path = _raw(env, name)
+    if path is not None and not os.access(path, os.R_OK):
+        why = "is not readable" if os.path.exists(path) else "does not exist"
+        raise ConfigurationError(f"{name} names a file that {why}: {path!r}")
+    if path is not None and not os.path.isfile(path):
+        raise ConfigurationError(f"{name} must name a file, got the directory {path!r}")
+    return path
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:

@@ -21,6 +21,8 @@ import asyncio
 import importlib.util
 import logging
 import signal
+import socket
+import ssl
 import sys
 import time
 from types import FrameType
@@ -34,6 +36,9 @@ from uvicorn_worker import UvicornWorker
 from statefun_workers.limits import HttpLimits, connection_cap, return_large_buffers_to_os
 from statefun_workers.logs import LOGGER_NAME
 from statefun_workers.server import PROCESS_READINESS, Readiness
+from statefun_workers import tls
+from statefun_workers.errors import ConfigurationError
+from statefun_workers.server import PROCESS_READINESS, Readiness, create_admin_app
 from statefun_workers.settings import Settings
 
 log = logging.getLogger(f"{LOGGER_NAME}.worker")
@@ -127,8 +132,48 @@ class StatefunWorker(UvicornWorker):
     async def _serve(self) -> None:
         return_large_buffers_to_os()
         self.config.app = self.wsgi
-        server = _DrainingServer(self.config, PROCESS_READINESS, self._settings.drain_seconds)
+        server, sockets = self._server()
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        await server.serve(sockets=sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    def _server(self) -> tuple[_DrainingServer, list[Any]]:
+        """The uvicorn server and the sockets it serves the app on, with TLS when it is configured; the sockets
+        of ``STATEFUN_ADMIN_PORT``, when set, get a plain listener with only the probes and /metrics (``tls``)."""
+        settings = self._settings
+        try:
+            context = tls.server_context(settings)
+            sockets, admin_sockets = tls.split_sockets(self.sockets, settings.admin_port)
+        except ConfigurationError as ex:
+            # NOTE: a worker that cannot boot this way never will: the boot error code stops the whole pool.
+            self.log.error("%s", ex)
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        if context is not None:
+            # NOTE: uvicorn builds config.ssl when it loads the config, and uses it for every socket it serves.
+            self.config.load()
+            self.config.ssl = context
+            self.log.info("functions served over TLS%s", ", client certificates required"
+                          if context.verify_mode == ssl.CERT_REQUIRED else "")
+        if not admin_sockets:
+            return _DrainingServer(self.config, PROCESS_READINESS, settings.drain_seconds), sockets
+        admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
+                              timeout_keep_alive=self.config.timeout_keep_alive,
+                              **{**self.CONFIG_KWARGS, "lifespan": "off"})
+        admin = tls.AdminPort(admin_sockets, admin_config)
+        return _AdminPortServer(self.config, PROCESS_READINESS, settings.drain_seconds, admin), sockets
+
+
+class _AdminPortServer(_DrainingServer):
+    """The draining server that, once started, also accepts on the plain admin port."""
+
+    def __init__(self, config: Config, readiness: Readiness, drain_seconds: float, admin: tls.AdminPort) -> None:
+        super().__init__(config, readiness, drain_seconds)
+        self._admin = admin
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            # NOTE: uvicorn's shutdown closes every server in self.servers, and the admin connections share
+            #   server_state with the function ones, so they are closed and waited for the same way.
+            self.servers.extend(await self._admin.listen(self.server_state))

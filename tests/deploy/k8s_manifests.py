@@ -21,12 +21,15 @@ KUSTOMIZATIONS = {
     "deploy/k8s/base": "the pool, autoscaled on CPU",
     "deploy/k8s/overlays/prometheus-adapter": "the pool, autoscaled on statefun_busy via prometheus-adapter",
     "deploy/k8s/overlays/keda": "the pool, autoscaled by KEDA",
+    "deploy/k8s/overlays/tls": "the pool over HTTPS with client certificates, probes on a plain admin port",
     "deploy/k8s/prometheus-adapter": "the adapter rule and APIService, for a manifest-installed adapter",
     "deploy/statefun": "the StateFun cluster (Flink engine)",
+    "deploy/statefun-tls": "the StateFun cluster calling the pool over HTTPS with a client certificate",
 }
 # Those that deploy the pool itself.
 POOL_KUSTOMIZATIONS = [
     "deploy/k8s/base", "deploy/k8s/overlays/prometheus-adapter", "deploy/k8s/overlays/keda",
+    "deploy/k8s/overlays/tls",
 ]
 
 POOL_NAME = "statefun-functions"

@@ -9,10 +9,13 @@ Supported, and nothing else (anything unknown raises ``Unsupported`` rather than
 * ``resources``: YAML files (several documents each) and directories holding a kustomization;
 * ``namespace``: set on every namespaced object, including those of the resources' kustomizations;
 * ``configMapGenerator`` with ``files`` (``key=path`` or ``path``) and ``literals``, when the name hash suffix
-  is disabled (``generatorOptions`` or the generator's ``options``), and ``labels`` from either;
+  is disabled (``generatorOptions`` or the generator's ``options``), and ``labels`` from either; with
+  ``behavior: replace`` it replaces the data of the resources' ConfigMap of that name (labels merge);
 * ``patches`` given by ``path``: strategic-merge patches, matched by apiVersion group, kind and name, where
-  maps merge, lists are replaced (right for the lists patched here, which the API marks atomic), a ``null``
-  value removes a key, and ``$patch: delete`` removes the object.
+  maps merge, the lists in ``MERGE_KEYS`` merge element by element on their key (as the Kubernetes API
+  declares them; new elements go first, as kustomize puts them), other lists are replaced (the API marks them
+  atomic, and a custom resource's lists are replaced too), a ``null`` value removes a key, and
+  ``$patch: delete`` removes the object.
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ CLUSTER_SCOPED = frozenset({
     "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     "IngressClass", "RuntimeClass", "Node", "ClusterIssuer", "ClusterTriggerAuthentication",
 })
+
+# The patched lists the API merges by a key instead of replacing: (kind, path without list indices) -> key.
+MERGE_KEYS = {
+    ("Deployment", "spec.template.spec.containers"): "name",
+    ("Deployment", "spec.template.spec.containers.env"): "name",
+    ("Deployment", "spec.template.spec.containers.ports"): "containerPort",
+    ("Deployment", "spec.template.spec.containers.volumeMounts"): "mountPath",
+    ("Deployment", "spec.template.spec.volumes"): "name",
+    ("Service", "spec.ports"): "port",
+}
 
 _KNOWN_KEYS = frozenset({
     "apiVersion", "kind", "namespace", "resources", "configMapGenerator", "generatorOptions", "patches",
@@ -91,7 +104,8 @@ def _render(directory: Path, stack: tuple[Path, ...]) -> list[Obj]:
         else:
             raise FileNotFoundError(f"{kfile}: resource {entry!r} does not exist")
 
-    objects.extend(_generate_config_maps(directory, kfile, spec))
+    for generated in _generate_config_maps(directory, kfile, spec):
+        objects = _add_generated(objects, generated, kfile)
 
     for patch_entry in spec.get("patches", []):
         if set(patch_entry) != {"path"}:
@@ -119,7 +133,7 @@ def _generate_config_maps(directory: Path, kfile: Path, spec: Obj) -> list[Obj]:
         raise Unsupported(f"{kfile}: generatorOptions {sorted(unknown)}")
     generated = []
     for gen in spec.get("configMapGenerator", []):
-        unknown = set(gen) - {"name", "files", "literals", "options"}
+        unknown = set(gen) - {"name", "files", "literals", "options", "behavior"}
         if unknown:
             raise Unsupported(f"{kfile}: configMapGenerator keys {sorted(unknown)}")
         options = {**global_options, **gen.get("options", {})}
@@ -138,8 +152,28 @@ def _generate_config_maps(directory: Path, kfile: Path, spec: Obj) -> list[Obj]:
         labels = {**global_options.get("labels", {}), **gen.get("options", {}).get("labels", {})}
         if labels:
             metadata["labels"] = labels
-        generated.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+        if gen.get("behavior", "create") not in ("create", "replace"):
+            raise Unsupported(f"{kfile}: configMapGenerator behavior {gen['behavior']!r}")
+        generated.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data,
+                          "behavior": gen.get("behavior", "create")})
     return generated
+
+
+def _add_generated(objects: list[Obj], generated: Obj, kfile: Path) -> list[Obj]:
+    """Add a generated ConfigMap, or with ``behavior: replace`` put its data in place of the existing one's."""
+    behavior = generated.pop("behavior")
+    if behavior == "create":
+        return objects + [generated]
+    name = generated["metadata"]["name"]
+    matches = [i for i, obj in enumerate(objects) if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == name]
+    if len(matches) != 1:
+        raise ValueError(f"{kfile}: configMapGenerator {name} replaces {len(matches)} ConfigMaps")
+    existing = copy.deepcopy(objects[matches[0]])
+    labels = {**existing["metadata"].get("labels", {}), **generated["metadata"].get("labels", {})}
+    if labels:
+        existing["metadata"]["labels"] = labels
+    existing["data"] = generated["data"]
+    return objects[:matches[0]] + [existing] + objects[matches[0] + 1:]
 
 
 def _apply_patch(objects: list[Obj], patch: Obj, kfile: Path) -> list[Obj]:
@@ -154,12 +188,16 @@ def _apply_patch(objects: list[Obj], patch: Obj, kfile: Path) -> list[Obj]:
     if "$patch" in patch:
         raise Unsupported(f"{kfile}: $patch: {patch['$patch']}")
     objects = list(objects)
-    objects[index] = merge(objects[index], patch)
+    objects[index] = merge(objects[index], patch, kind)
     return objects
 
 
-def merge(base: Any, patch: Any) -> Any:
-    """Strategic merge limited to maps (merged) and lists (replaced); a null patch value removes the key."""
+def merge(base: Any, patch: Any, kind: str = "", path: str = "") -> Any:
+    """Strategic merge: maps merge, the lists of ``MERGE_KEYS`` merge on their key, other lists are replaced;
+    a null patch value removes the key."""
+    key_field = MERGE_KEYS.get((kind, path))
+    if key_field is not None and isinstance(base, list) and isinstance(patch, list):
+        return _merge_list(base, patch, key_field, kind, path)
     if not isinstance(base, dict) or not isinstance(patch, dict):
         return copy.deepcopy(patch)
     out = copy.deepcopy(base)
@@ -169,7 +207,23 @@ def merge(base: Any, patch: Any) -> Any:
         if value is None:
             out.pop(key, None)
         elif key in out:
-            out[key] = merge(out[key], value)
+            out[key] = merge(out[key], value, kind, f"{path}.{key}" if path else key)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _merge_list(base: list[Any], patch: list[Any], key_field: str, kind: str, path: str) -> list[Any]:
+    """Each patch element merges into the base element with the same key; new ones go first, in patch order
+    (where kustomize puts them)."""
+    out = copy.deepcopy(base)
+    new = []
+    for element in patch:
+        if not isinstance(element, dict) or key_field not in element:
+            raise Unsupported(f"{path}: a patch element without its merge key {key_field!r}")
+        same = [i for i, e in enumerate(out) if e.get(key_field) == element[key_field]]
+        if same:
+            out[same[0]] = merge(out[same[0]], element, kind, path)
+        else:
+            new.append(copy.deepcopy(element))
+    return new + out

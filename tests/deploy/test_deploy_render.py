@@ -24,8 +24,13 @@ EXPECTED_KINDS = {
         "Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
         "PodMonitor", "ScaledObject",
     },
+    "deploy/k8s/overlays/tls": {
+        "Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
+        "PodMonitor", "HorizontalPodAutoscaler",
+    },
     "deploy/k8s/prometheus-adapter": {"ConfigMap", "APIService"},
     "deploy/statefun": {"ServiceAccount", "ConfigMap", "Service", "Deployment"},
+    "deploy/statefun-tls": {"ServiceAccount", "ConfigMap", "Service", "Deployment"},
 }
 
 
@@ -41,7 +46,7 @@ def test_renders_the_promised_kinds(kustomization: str) -> None:
     assert {o["kind"] for o in objects} == EXPECTED_KINDS[kustomization]
 
 
-@pytest.mark.parametrize("kustomization", POOL_KUSTOMIZATIONS + ["deploy/statefun"])
+@pytest.mark.parametrize("kustomization", POOL_KUSTOMIZATIONS + ["deploy/statefun", "deploy/statefun-tls"])
 def test_namespaced_objects_land_in_the_statefun_namespace(kustomization: str) -> None:
     for obj in render(REPO / kustomization):
         if obj["kind"] != "Namespace":
@@ -116,11 +121,33 @@ def test_renderer_applies_namespace_patch_and_generator(tmp_path: Path) -> None:
     dep = find(objects, "Deployment")
     assert dep["metadata"] == {"name": "web", "labels": {"b": "2"}, "namespace": "two"}
     assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["template"]["spec"]["containers"] == [{"name": "d", "image": "y"}]
+    # Containers merge by name, as the API declares: a new one goes first.
+    assert dep["spec"]["template"]["spec"]["containers"] == [{"name": "d", "image": "y"}, {"name": "c", "image": "x"}]
     assert "namespace" not in find(objects, "Namespace")["metadata"]
     cfg = find(objects, "ConfigMap")
     assert cfg["data"] == {"k": "hello\n", "data.txt": "hello\n", "x": "y"}
     assert cfg["metadata"] == {"name": "cfg", "labels": {"l": "v"}, "namespace": "two"}
+
+
+def test_renderer_merges_keyed_lists_and_replaces_a_config_map(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "base/kustomization.yaml": (
+            "resources: [objects.yaml]\nconfigMapGenerator: [{name: cfg, literals: [a=1],"
+            " options: {disableNameSuffixHash: true, labels: {l: v}}}]\n"),
+        "base/objects.yaml": DEPLOY_DOC,
+        "overlay/kustomization.yaml": (
+            "resources: [../base]\npatches: [{path: patch.yaml}]\n"
+            "configMapGenerator: [{name: cfg, behavior: replace, literals: [b=2],"
+            " options: {disableNameSuffixHash: true}}]\n"),
+        "overlay/patch.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"
+            "spec: {template: {spec: {containers: [{name: c, env: [{name: E, value: '1'}]}]}}}\n"),
+    })
+    objects = render(tmp_path / "overlay")
+    (c,) = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c == {"name": "c", "image": "x", "env": [{"name": "E", "value": "1"}]}
+    cfg = find(objects, "ConfigMap")
+    assert cfg["data"] == {"b": "2"} and cfg["metadata"]["labels"] == {"l": "v"}
 
 
 def test_renderer_deletes_with_a_delete_patch(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,10 +49,15 @@ def free_port() -> int:
 class Server:
     """A running gunicorn master and what the tests need to talk to it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int,
+                 client_tls: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.workers = workers
+        self.client_tls = client_tls
+        """The TLS context connect() uses on the function port; None for plain HTTP."""
+        self.admin_port = int(env["STATEFUN_ADMIN_PORT"]) if env.get("STATEFUN_ADMIN_PORT") else None
+        binds = [f"127.0.0.1:{p}" for p in (self.port, self.admin_port) if p is not None]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "WEB_CONCURRENCY"))}
         full_env.update({
             "PORT": str(self.port),
@@ -62,9 +68,9 @@ class Server:
         })
         full_env.update(env)
         self._log = open(log_path, "wb")
-        # NOTE: -b on the command line overrides the config's 0.0.0.0 bind: the tests listen on loopback only.
+        # NOTE: -b on the command line overrides the config's 0.0.0.0 binds: the tests listen on loopback only.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *(a for b in binds for a in ("-b", b)),
              "app"],
             cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -80,10 +86,13 @@ class Server:
         poll(ready, timeout)
 
     def _answers(self) -> bool:
+        conn = self.connect(admin=self.admin_port is not None)
         try:
-            return self.get("/healthz")[0] == 200
+            return self.get("/healthz", conn)[0] == 200
         except OSError:
             return False
+        finally:
+            conn.close()
 
     def worker_pids(self) -> set[int]:
         """The master's live children (the workers), from /proc."""
@@ -129,7 +138,13 @@ class Server:
 
     # --- HTTP --------------------------------------------------------------------------------------------
 
-    def connect(self, timeout: float = 10.0) -> http.client.HTTPConnection:
+    def connect(self, timeout: float = 10.0, admin: bool = False) -> http.client.HTTPConnection:
+        """A connection to the function port (over TLS with ``client_tls``), or to the plain admin port."""
+        if admin:
+            assert self.admin_port is not None
+            return http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        if self.client_tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.client_tls)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def post(self, body: bytes, path: str = "/statefun", conn: http.client.HTTPConnection | None = None,
@@ -160,13 +175,16 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers with extra environment (``start_server(workers=1, STATEFUN_X="1")``); stopped after."""
+    """Start servers with extra environment (``start_server(workers=1, STATEFUN_X="1")``); stopped after.
+
+    With ``STATEFUN_ADMIN_PORT`` the server also listens there (and readiness is polled there); ``client_tls``
+    is the context the server's own connections use on the function port."""
     servers: list[Server] = []
 
-    def start(workers: int = 2, **env: str) -> Server:
+    def start(workers: int = 2, client_tls: ssl.SSLContext | None = None, **env: str) -> Server:
         directory = tmp_path / f"server{len(servers)}"
         directory.mkdir()
-        server = Server(env, directory / "gunicorn.log", workers)
+        server = Server(env, directory / "gunicorn.log", workers, client_tls)
         servers.append(server)
         server.wait_ready()
         return server
