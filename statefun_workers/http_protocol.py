@@ -258,6 +258,8 @@ class HttpProtocol(HttpToolsProtocol):
     """When bytes last arrived."""
     _refusal: tuple[int, str, str] | None = None
     """(status, reason, text) of the refusal a parser callback raised ``_Refused`` for."""
+    _write_paused_since: float | None = None
+    """When the transport's buffer filled (the client stopped reading); None while it drains."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(JoinedWritesTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -397,7 +399,9 @@ class HttpProtocol(HttpToolsProtocol):
                 b"connection: close\r\n\r\n", body]))
         transport.close()
 
-    def _count_and_log(self, status: int, reason: str, text: str) -> None:
+    def _count_and_log(self, status: int | None, reason: str, text: str) -> None:
+        """Count a refusal, and log it unless one of its reason was logged in the last 10 s; ``status`` is
+        what was answered, None when the connection was closed without an answer."""
         count_refusal(reason)
         logged, suppressed = _LOG_THROTTLE.check(reason)
         if logged:
@@ -405,9 +409,25 @@ class HttpProtocol(HttpToolsProtocol):
                 "status": status, "reason": reason, "client": _client_host(self.client),
                 "refusals_not_logged": suppressed})
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._write_paused_since = self.loop.time()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_paused_since = None
+
     def check_deadlines(self, now: float) -> None:
-        """Close the connection if its head is late or its body has stalled (see :func:`enforce_deadlines`)."""
+        """Close the connection if its head is late, or a body, the request's or the answer's, has stalled
+        (see :func:`enforce_deadlines`)."""
         limits = self.limits
+        paused = self._write_paused_since
+        if paused is not None and now - paused > limits.body_stall_timeout:
+            # NOTE: abort, not close: close would wait for the client to read what is buffered, for ever.
+            self._count_and_log(None, "response_stall", f"the client read none of its answer for "
+                                f"{limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+            self.transport.abort()
+            return
         if self.transport.is_closing():
             return
         if self._head_since is not None:
@@ -417,7 +437,7 @@ class HttpProtocol(HttpToolsProtocol):
                                  f"the request head did not arrive within {limits.header_timeout:g} s "
                                  f"(STATEFUN_HEADER_TIMEOUT)")
                 else:  # NOTE: nothing was asked; an answer could be taken for the one to a request in flight
-                    self._count_and_log(408, "header_timeout", "a connection sent nothing within "
+                    self._count_and_log(None, "header_timeout", "a connection sent nothing within "
                                         f"{limits.header_timeout:g} s (STATEFUN_HEADER_TIMEOUT)")
                     self.transport.close()
             return

@@ -308,3 +308,16 @@ def test_sigterm_with_a_hung_async_batch_answers_503_and_stops_in_the_grace_peri
     assert os.path.exists(marker + ".cancelled")
     no_tracebacks(server)
     assert "SIGKILL" not in server.log()
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off(one_worker: Callable[..., Server]) -> None:
+    server = one_worker(STATEFUN_BODY_STALL_TIMEOUT="1")
+    body = to_function("test/big-answer", "a1", [string_arg(str(32 << 20))])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"POST /statefun HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        # Read nothing: the answer fills the socket buffers, the worker's transport pauses, and then gives up.
+        assert poll(lambda: metric(server, "statefun_connections_refused_total", reason="response_stall") == 1,
+                    timeout=10)
+    serves(server)
+    no_tracebacks(server)
