@@ -256,7 +256,7 @@ class HttpProtocol(HttpToolsProtocol):
     """Bytes received since the head being received began."""
     _last_read = 0.0
     """When bytes last arrived."""
-    _refusal: tuple[int, str, str] | None = None
+    _refusal: tuple[int | None, str, str] | None = None
     """(status, reason, text) of the refusal a parser callback raised ``_Refused`` for."""
     _write_paused_since: float | None = None
     """When the transport's buffer filled (the client stopped reading); None while it drains."""
@@ -358,6 +358,10 @@ class HttpProtocol(HttpToolsProtocol):
         """Refuse a complete head that is over a bound, or that asks for what this server does not do."""
         limits = self.limits
         headers = self.headers
+        if len(self.pipeline) >= MAX_PIPELINED:
+            # NOTE: no answer: it would overtake the answers to the requests queued before this one.
+            self._refusing(None, "pipeline_too_deep",
+                           f"more than {MAX_PIPELINED} requests sent ahead of their answers")
         if len(headers) > limits.max_headers:
             self._refusing(431, "too_many_headers",
                            f"the request has {len(headers)} header lines, over {limits.max_headers} "
@@ -377,19 +381,20 @@ class HttpProtocol(HttpToolsProtocol):
                                    f"request body of {int(value)} bytes is over the limit of "
                                    f"{limits.max_request_bytes} bytes (STATEFUN_MAX_REQUEST_BYTES)")
 
-    def _refusing(self, status: int, reason: str, text: str) -> None:
+    def _refusing(self, status: int | None, reason: str, text: str) -> None:
         """Stop parsing from within a parser callback; ``data_received`` answers ``status``."""
         self._refusal = (status, reason, text)
         raise _Refused(reason)
 
-    def _refuse(self, status: int, reason: str, text: str) -> None:
-        """Answer ``status`` with ``text`` (unless an answer is under way), close, count and log (throttled)."""
+    def _refuse(self, status: int | None, reason: str, text: str) -> None:
+        """Answer ``status`` with ``text`` (unless it is None, or an answer is under way), close, count and
+        log (throttled)."""
         self._count_and_log(status, reason, text)
         transport = self.transport
         if transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if status is not None and (cycle is None or cycle.response_complete or not cycle.response_started):
             body = (text + "\n").encode("utf-8", "replace")
             transport.write(b"".join([
                 STATUS_LINE[status],
@@ -446,6 +451,12 @@ class HttpProtocol(HttpToolsProtocol):
                 and now - self._last_read > limits.body_stall_timeout):
             self._refuse(408, "body_stall",
                          f"no request body byte for {limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+
+
+MAX_PIPELINED = 64
+"""Requests a connection may send ahead of their answers. uvicorn queues each one parsed (its scope, headers
+and cycle, a few KiB) and pauses reading only after the whole packet is parsed: without a bound, 256 KiB of
+minimal requests would queue ~14,000 of them per connection. The runtime's HTTP clients never pipeline."""
 
 
 def _client_host(client: tuple[str, int] | None) -> str | None:

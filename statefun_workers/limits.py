@@ -48,6 +48,7 @@ REFUSAL_REASONS = (
     "body_stall",             # no request body byte for body_stall_timeout (408, closed)
     "response_stall",         # the client read nothing of its answer for body_stall_timeout (aborted)
     "too_many_connections",   # over max_connections (503, closed)
+    "pipeline_too_deep",      # over http_protocol.MAX_PIPELINED requests queued on one connection (closed)
     "http_version",           # not HTTP/1.0 or HTTP/1.1 (505)
     "transfer_coding",        # a transfer coding other than chunked (501)
     "body_too_large",         # Content-Length over max_request_bytes, seen in the head (413)

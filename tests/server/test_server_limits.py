@@ -321,3 +321,14 @@ def test_a_client_that_never_reads_its_answer_is_cut_off(one_worker: Callable[..
                     timeout=10)
     serves(server)
     no_tracebacks(server)
+
+
+def test_a_connection_pipelining_too_many_requests_is_closed(one_worker: Callable[..., Server]) -> None:
+    server = one_worker()
+    (pid,) = server.worker_pids()
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    response = exchange(server, request * 5000)
+    assert response.count(b"HTTP/1.1 200") <= 65  # closed at once: at most the queued ones were answered
+    assert metric(server, "statefun_connections_refused_total", reason="pipeline_too_deep") == 1
+    serves(server)
+    assert server.worker_pids() == {pid}
