@@ -296,6 +296,10 @@ class HttpProtocol(HttpToolsProtocol):
                 self._refuse(431, "header_too_large",
                              f"the request head is over {self.limits.max_header_bytes} bytes "
                              f"(STATEFUN_MAX_HEADER_BYTES)")
+        elif self.headers is not None and len(self.headers) > self.limits.max_headers:
+            # The trailers of a chunked body are added to the head's headers, after the head's checks.
+            self._refuse(431, "too_many_headers", f"the request has more than {self.limits.max_headers} header "
+                         f"lines, trailers included (STATEFUN_MAX_HEADERS)")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -332,3 +332,18 @@ def test_a_connection_pipelining_too_many_requests_is_closed(one_worker: Callabl
     assert metric(server, "statefun_connections_refused_total", reason="pipeline_too_deep") == 1
     serves(server)
     assert server.worker_pids() == {pid}
+
+
+def test_endless_trailers_of_a_chunked_body_are_refused(one_worker: Callable[..., Server]) -> None:
+    server = one_worker(STATEFUN_MAX_HEADERS="20")
+    trailers = b"".join(b"X-T%d: v\r\n" % i for i in range(20_000))
+    response = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        try:
+            sock.sendall(b"POST /statefun HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"1\r\n\0\r\n0\r\n" + trailers)
+        except OSError:
+            pass
+        response = read_until_closed(sock)
+    assert metric(server, "statefun_connections_refused_total", reason="too_many_headers") == 1, response[:200]
+    serves(server)
