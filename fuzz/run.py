@@ -54,7 +54,7 @@ def one_input(target: str, build: str, atheris: Any) -> Callable[[bytes], None]:
     builds.check(build)
     from .oracle import check_handler, check_readers
 
-    readers = [read_to_function, read_with_protobuf]
+    readers: list[Callable[[bytes], Any]] = [read_to_function, read_with_protobuf]
     if build == "compiled":
         readers.append(_source_twin(atheris))
     handler = RequestReplyHandler(examples.functions)
@@ -67,16 +67,19 @@ def one_input(target: str, build: str, atheris: Any) -> Callable[[bytes], None]:
     return test_one_input
 
 
+def fuzz(target: str, build: str, libfuzzer_argv: list[str]) -> None:
+    """Fuzz ``target`` on ``build`` (already selected) until libFuzzer's arguments say stop; exit."""
+    import atheris  # type: ignore[import-untyped]
+
+    atheris.Setup(libfuzzer_argv, one_input(target, build, atheris))
+    atheris.Fuzz()
+
+
 def main(argv: list[str]) -> None:
     if len(argv) < 3 or argv[1] not in TARGETS:
         sys.exit(__doc__.splitlines()[2])
-    target, build = argv[1], argv[2]
-    builds.select(build)
-    import atheris
-
-    test_one_input = one_input(target, build, atheris)
-    atheris.Setup([argv[0], *argv[3:]], test_one_input)
-    atheris.Fuzz()
+    builds.select(argv[2])
+    fuzz(argv[1], argv[2], [argv[0], *argv[3:]])
 
 
 if __name__ == "__main__":

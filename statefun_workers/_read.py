@@ -171,17 +171,13 @@ def _skip_scalar(data: bytes, pos: int, end: int, wire_type: int) -> int:
     return pos
 
 
-def _too_deep() -> ValueError:
-    return ValueError(f"messages and groups nested more than {MAX_DEPTH} deep")
-
-
 def _skip_group(data: bytes, pos: int, end: int, number: int, depth: int) -> int:
     """Skip an unknown group (a proto2 construct, still valid on the wire) that starts at ``depth``, with the
     groups nested in it; return the position after its end. A loop, not recursion: see the module's doc."""
-    if depth > MAX_DEPTH:
-        raise _too_deep()
     numbers = [number]  # the field numbers of the open groups, innermost last
     while True:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"messages and groups nested more than {MAX_DEPTH} deep")
         if pos >= end:
             raise ValueError("truncated group")
         inner, wire_type, pos = _group_key(data, pos, end)
@@ -193,8 +189,6 @@ def _skip_group(data: bytes, pos: int, end: int, number: int, depth: int) -> int
             depth -= 1
         elif wire_type == 3:
             depth += 1
-            if depth > MAX_DEPTH:
-                raise _too_deep()
             numbers.append(inner)
         else:
             pos = _skip_scalar(data, pos, end, wire_type)
