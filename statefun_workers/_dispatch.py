@@ -82,8 +82,8 @@ def _function_failed(batch: Batch, index: int, ex: BaseException) -> FunctionErr
         detail = detail[:200] + "..."
     error = FunctionError(
         f"function {function.typename} (id {batch.context._id!r}) failed on message {index + 1} of "
-        f"{len(batch.invocations)}: {type(ex).__name__}: {detail}",
-        typename=function.typename, id=batch.context._id, invocation=index)
+        f"{len(batch.invocations)}: {type(ex).__name__}",
+        typename=function.typename, id=batch.context._id, invocation=index, detail=detail)
     error.__cause__ = ex
     return error
 
@@ -256,7 +256,7 @@ def _unserializable(batch: Batch, index: int, ex: Exception) -> BatchResult:
     result.outcome = "error"
     result.error = FunctionError(
         f"function {typename} (id {id!r}): state {spec.name!r} could not be serialized as "
-        f"{spec.type.typename}: {type(ex).__name__}: {ex}", typename=typename, id=id)
+        f"{spec.type.typename}: {type(ex).__name__}", typename=typename, id=id, detail=str(ex)[:200])
     result.error.__cause__ = ex
     return result
 

@@ -8,7 +8,11 @@
     │   ├── MalformedRequestError (ValueError)   400: the body is not a usable ToFunction
     │   ├── RequestTooLargeError               413: the body is over the configured limit
     │   └── UnknownFunctionError (KeyError)      503: no function is bound to the target's typename
+    ├── OverloadedError                    503: the worker holds too many request bytes, or every blocking
+    │                                           thread is busy; another worker may take the batch
+    ├── ClientGoneError                    499: the client went away before the answer (nothing is sent)
     └── FunctionError                      500: the function raised; the whole batch failed
+        └── BatchTimeoutError              503: the batch ran past STATEFUN_BATCH_TIMEOUT; no effects
 
 Why these statuses (see ../shared/protocol.md §2.11 and §7 items 6, 12, 15): the runtime's default Netty
 transport retries every non-2xx answer for up to its call budget (2 min) and then fails the Flink job; the
@@ -29,9 +33,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BatchTimeoutError",
+    "ClientGoneError",
     "ConfigurationError",
     "FunctionError",
     "MalformedRequestError",
+    "OverloadedError",
     "RequestError",
     "RequestTooLargeError",
     "StatefunError",
@@ -97,17 +104,53 @@ class UnknownFunctionError(RequestError, KeyError):
         return self.message
 
 
+class OverloadedError(StatefunError):
+    """This worker cannot take the batch now (too many request bytes held, every blocking thread busy).
+
+    503, so both runtime transports retry it, usually on another worker or pod.
+    """
+
+    status = 503
+    reason = "overloaded"
+
+
+class ClientGoneError(StatefunError):
+    """The client closed the connection before its batch was answered; the batch was stopped.
+
+    Nothing is sent (there is nobody to send to); 499 is what the logs and metrics show, as in nginx.
+    """
+
+    status = 499
+    reason = "client_disconnected"
+
+
 class FunctionError(StatefunError):
     """The function raised while handling a batch; the batch fails as a whole.
 
-    The exception the function raised is ``__cause__``.
+    The exception the function raised is ``__cause__``. ``message`` names the function, the address, the
+    message and the exception's class; the exception's own text, which may hold anything (file paths, keys,
+    user data), is ``detail``: logged, and sent to the client only when the server is told to
+    (``STATEFUN_EXPOSE_ERRORS``).
     """
 
     status = 500
     reason = "function_failed"
 
     def __init__(self, message: str, *, typename: str | None = None, id: str | None = None,
-                 invocation: int | None = None) -> None:
+                 invocation: int | None = None, detail: str = "") -> None:
         super().__init__(message, typename=typename, id=id)
         self.invocation = invocation
         """The zero-based position, in its batch, of the message whose handling raised."""
+        self.detail = detail
+        """The text of the exception the function raised."""
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.detail}" if self.detail else self.message
+
+
+class BatchTimeoutError(FunctionError):
+    """The batch ran past its deadline (``STATEFUN_BATCH_TIMEOUT``); it was stopped and answered with no
+    effects. 503, so the runtime retries it while its call budget lasts."""
+
+    status = 503
+    reason = "batch_timeout"

@@ -4,7 +4,7 @@ For each request: parse the ``ToFunction``; find the function bound to the targe
 state is absent from the request, answer ``IncompleteInvocationContext`` naming it (the runtime registers it and
 re-sends the same batch); otherwise run the function once per message, in order, with one shared context and
 storage, and answer one ``InvocationResponse`` with every effect. An exception anywhere fails the whole batch:
-nothing the function did is answered, and the runtime re-sends the batch later (../shared/protocol.md §7).
+nothing the function did is answered, and the runtime re-sends the batch later.
 """
 
 from __future__ import annotations
@@ -17,10 +17,44 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from ._dispatch import Batch, BatchResult, failed, go_on, respond, run_ready
+from .errors import BatchTimeoutError, StatefunError
 from .functions import StatefulFunctions
 from .messages import ReceivedMessage
 
-__all__ = ["BatchResult", "RequestReplyHandler"]
+__all__ = ["BLOCKING", "Batch", "BatchResult", "BlockingThreads", "RequestReplyHandler"]
+
+
+class BlockingThreads:
+    """This process's threads running ``blocking=True`` batches: how many are busy, how many were abandoned.
+
+    A thread cannot be stopped from outside: a batch past its deadline is answered at once, but its thread
+    runs on until the function returns (it is *abandoned*, and counted). ``busy`` counts those too, so the
+    server can refuse new blocking batches (503) when every thread is taken instead of queueing them behind
+    hung ones. Updated from the worker threads, hence the lock.
+    """
+
+    __slots__ = ("busy", "abandoned", "_lock")
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.abandoned = 0
+        self._lock = threading.Lock()
+
+    def started(self) -> None:
+        with self._lock:
+            self.busy += 1
+
+    def finished(self, _: object = None) -> None:
+        with self._lock:
+            self.busy -= 1
+
+    def abandon(self) -> None:
+        with self._lock:
+            self.abandoned += 1
+
+
+BLOCKING = BlockingThreads()
+"""This process's blocking threads (the metrics export ``busy`` and ``abandoned``)."""
 
 
 class RequestReplyHandler:
@@ -87,8 +121,24 @@ class RequestReplyHandler:
     async def dispatch_async(self, request_bytes: Any) -> BatchResult:
         """Answer one request; the error, if any, is in the result rather than raised."""
         done = run_ready(self._by_type, request_bytes)
+        if type(done) is BatchResult:
+            return done
+        return await self.finish_async(done)  # type: ignore[arg-type]
+
+    def start(self, request_bytes: Any) -> BatchResult | Batch:
+        """The part of a request that never waits: the result, or the :class:`Batch` that
+        :meth:`finish_async` must finish (an async or blocking function, or an awaitable a sync one returned).
+
+        ``dispatch_async`` is ``start`` then ``finish_async``; the server calls them apart, to bound only the
+        batches that wait (a plain sync function's batch runs to its end inside ``start``).
+        """
+        return run_ready(self._by_type, request_bytes)
+
+    async def finish_async(self, batch: Batch) -> BatchResult:
+        """Finish a batch :meth:`start` returned, on the running loop (async) or a thread (blocking)."""
+        done: Batch | BatchResult = batch
         while type(done) is not BatchResult:
-            batch: Batch = done  # type: ignore[assignment]
+            batch = done  # type: ignore[assignment]
             if batch.pending is not None:  # a sync function returned an awaitable: finish it here, then go on
                 pending, batch.pending = batch.pending, None
                 try:
@@ -99,9 +149,34 @@ class RequestReplyHandler:
             elif batch.function.is_async:
                 return await self._run_async(batch)
             else:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._blocking_executor(), self._finish_sync, batch)
+                BLOCKING.started()
+                future = self._blocking_executor().submit(self._finish_sync, batch)
+                future.add_done_callback(BLOCKING.finished)
+                return await asyncio.wrap_future(future)
         return done
+
+    @staticmethod
+    def timed_out(batch: Batch, seconds: float) -> BatchResult:
+        """The result of a batch stopped at its deadline: a 503 with no effects. A blocking batch's thread
+        cannot be stopped; it is counted as abandoned (``BLOCKING``)."""
+        function = batch.function
+        if function.blocking:
+            BLOCKING.abandon()
+        return RequestReplyHandler.stopped(batch, BatchTimeoutError(
+            f"function {function.typename} (id {batch.context._id!r}) did not finish its batch of "
+            f"{len(batch.invocations)} within {seconds:g} s" + (
+                "; its thread runs on, abandoned" if function.blocking else "; it was cancelled"),
+            typename=function.typename, id=batch.context._id, invocation=batch.index))
+
+    @staticmethod
+    def stopped(batch: Batch, error: StatefunError) -> BatchResult:
+        """The result of a batch stopped for ``error`` (its deadline, the client went away, an overload).
+
+        A new result, not the batch's own: an abandoned thread may still finish the batch and fill that one.
+        """
+        result = batch.result
+        return BatchResult(error=error, outcome="error", typename=result.typename, id=result.id,
+                           invocations=result.invocations, state_bytes_read=result.state_bytes_read)
 
     def dispatch_sync(self, request_bytes: Any) -> BatchResult:
         """Answer one request from synchronous code; the error, if any, is in the result."""

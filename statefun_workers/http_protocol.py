@@ -27,14 +27,23 @@ control, disconnects, upgrades, errors, access logs and graceful shutdown. ``tes
 sends generated requests and answers through both this protocol and uvicorn's and compares the bytes;
 pyproject.toml bounds the uvicorn versions, because this module uses uvicorn's fields the way uvicorn's own
 code does. The measurements are in ``docs/server.md``.
+
+The protocol also enforces the bounds of :class:`~statefun_workers.limits.HttpLimits`, where they are cheapest:
+the head's size as its bytes arrive (431), the header count, the HTTP version, the transfer coding and a
+100-continue body's declared length when the head is complete (431, 505, 501, 413), the connection count when
+a connection is made (503), and the head and body time limits from a sweep the worker runs twice a second
+(:func:`enforce_deadlines`), so the request path arms no timers. Each refusal is an HTTP answer with
+``Connection: close``, counted by reason (``limits.REFUSALS``), and logged at most once per reason per 10 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -43,7 +52,15 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-__all__ = ["HttpProtocol", "JoinedWritesTransport", "ResponseCycle"]
+from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, HttpLimits, count_refusal
+from statefun_workers.logs import LOGGER_NAME, LogThrottle
+from statefun_workers.settings import Settings
+
+__all__ = ["HttpProtocol", "JoinedWritesTransport", "ResponseCycle", "enforce_deadlines", "limited"]
+
+log = logging.getLogger(f"{LOGGER_NAME}.http")
+_LOG_THROTTLE = LogThrottle()
+"""One refusal line per reason per 10 s: a client that is refused can send again at once, and again."""
 
 _CHECKED_MAX = 1024
 """How many header names, and values, a process remembers as checked (content lengths vary)."""
@@ -220,17 +237,72 @@ class JoinedWritesTransport:
         return getattr(self._transport, name)
 
 
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request that ``_refusal`` says how to answer."""
+
+
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`JoinedWritesTransport`, with :class:`ResponseCycle` and a
-    keep-alive timer armed once per idle period (see the module docstring)."""
+    """uvicorn's httptools protocol over a :class:`JoinedWritesTransport`, with :class:`ResponseCycle`, a
+    keep-alive timer armed once per idle period, and the bounds of :attr:`limits` (see the module docstring)."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits.from_settings(Settings())
+    """The bounds this class enforces; the worker serves a subclass made by :func:`limited`."""
 
     _idle_since: float | None = None
     _idle_timer: asyncio.TimerHandle | None = None
+    _head_since: float | None = None
+    """When the head being received began (its first byte, or the connection); None between heads."""
+    _head_bytes = 0
+    """Bytes received since the head being received began."""
+    _last_read = 0.0
+    """When bytes last arrived."""
+    _refusal: tuple[int, str, str] | None = None
+    """(status, reason, text) of the refusal a parser callback raised ``_Refused`` for."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(JoinedWritesTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._head_since = self._last_read = self.loop.time()
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(503, "too_many_connections",
+                         f"this worker has {self.limits.max_connections} connections open, its limit "
+                         f"(STATEFUN_MAX_CONNECTIONS); retry")
+
+    def data_received(self, data: bytes) -> None:
+        # NOTE: uvicorn's own, restated to answer a refusal raised in a parser callback with its own status
+        #   (uvicorn's answers every parser error 400) and to bound the head's size as it arrives.
+        self._unset_keepalive_if_required()
+        self._last_read = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as ex:
+            refusal, self._refusal = self._refusal, None
+            if refusal is None:
+                self._count_and_log(400, "invalid_request", f"invalid HTTP request ({ex})")
+                self.send_400_response("Invalid HTTP request received.")  # uvicorn's answer, byte for byte
+            else:
+                self._refuse(*refusal)
+            return
+        if self._head_since is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, "header_too_large",
+                             f"the request head is over {self.limits.max_header_bytes} bytes "
+                             f"(STATEFUN_MAX_HEADER_BYTES)")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_since = self._last_read
+        self._head_bytes = 0
 
     def on_headers_complete(self) -> None:
+        self._head_since = None
+        self._check_head()
         super().on_headers_complete()
         cycle = self.cycle
         # NOTE: uvicorn has just made this cycle and scheduled its task, which has not run yet; the cycle
@@ -266,7 +338,108 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
         super().connection_lost(exc)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if cycle is not None and not cycle.response_complete:
+            # The client went away with its batch unanswered: stop the batch (server.FunctionResource
+            # registered its task in the scope when it had to wait for one).
+            task: asyncio.Task[Any] | None = cycle.scope.get(CANCEL_ON_DISCONNECT)  # type: ignore[assignment]
+            if task is not None:
+                task.cancel(CLIENT_GONE)
+
+    # --- the bounds ------------------------------------------------------------------------------------
+
+    def _check_head(self) -> None:
+        """Refuse a complete head that is over a bound, or that asks for what this server does not do."""
+        limits = self.limits
+        headers = self.headers
+        if len(headers) > limits.max_headers:
+            self._refusing(431, "too_many_headers",
+                           f"the request has {len(headers)} header lines, over {limits.max_headers} "
+                           f"(STATEFUN_MAX_HEADERS)")
+        version = self.parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            self._refusing(505, "http_version", f"HTTP/{version} is not supported; use HTTP/1.1")
+        for name, value in headers:
+            if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+                self._refusing(501, "transfer_coding",
+                               f"transfer coding {value.decode('latin-1')!r} is not supported; only chunked")
+        if self.expect_100_continue:
+            # NOTE: uvicorn would answer 100 Continue as soon as the app reads, inviting the whole body first.
+            for name, value in headers:
+                if name == b"content-length" and value.isdigit() and int(value) > limits.max_request_bytes:
+                    self._refusing(413, "body_too_large",
+                                   f"request body of {int(value)} bytes is over the limit of "
+                                   f"{limits.max_request_bytes} bytes (STATEFUN_MAX_REQUEST_BYTES)")
+
+    def _refusing(self, status: int, reason: str, text: str) -> None:
+        """Stop parsing from within a parser callback; ``data_received`` answers ``status``."""
+        self._refusal = (status, reason, text)
+        raise _Refused(reason)
+
+    def _refuse(self, status: int, reason: str, text: str) -> None:
+        """Answer ``status`` with ``text`` (unless an answer is under way), close, count and log (throttled)."""
+        self._count_and_log(status, reason, text)
+        transport = self.transport
+        if transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            body = (text + "\n").encode("utf-8", "replace")
+            transport.write(b"".join([
+                STATUS_LINE[status],
+                *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: ", str(len(body)).encode("ascii"), b"\r\n",
+                b"connection: close\r\n\r\n", body]))
+        transport.close()
+
+    def _count_and_log(self, status: int, reason: str, text: str) -> None:
+        count_refusal(reason)
+        logged, suppressed = _LOG_THROTTLE.check(reason)
+        if logged:
+            log.warning("connection refused: %s", text, extra={
+                "status": status, "reason": reason, "client": _client_host(self.client),
+                "refusals_not_logged": suppressed})
+
+    def check_deadlines(self, now: float) -> None:
+        """Close the connection if its head is late or its body has stalled (see :func:`enforce_deadlines`)."""
+        limits = self.limits
+        if self.transport.is_closing():
+            return
+        if self._head_since is not None:
+            if now - self._head_since > limits.header_timeout:
+                if self._head_bytes:
+                    self._refuse(408, "header_timeout",
+                                 f"the request head did not arrive within {limits.header_timeout:g} s "
+                                 f"(STATEFUN_HEADER_TIMEOUT)")
+                else:  # NOTE: nothing was asked; an answer could be taken for the one to a request in flight
+                    self._count_and_log(408, "header_timeout", "a connection sent nothing within "
+                                        f"{limits.header_timeout:g} s (STATEFUN_HEADER_TIMEOUT)")
+                    self.transport.close()
+            return
+        cycle = self.cycle
+        if (cycle is not None and cycle.more_body and not cycle.response_complete and not self.flow.read_paused
+                and now - self._last_read > limits.body_stall_timeout):
+            self._refuse(408, "body_stall",
+                         f"no request body byte for {limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+
+
+def _client_host(client: tuple[str, int] | None) -> str | None:
+    return None if client is None else client[0]
+
+
+def enforce_deadlines(connections: Iterable[Any], now: float) -> None:
+    """Apply the head and body time limits to every connection of a server (the worker calls this twice a
+    second): one sweep instead of a timer per request, which would cost every request two timer operations."""
+    for connection in list(connections):
+        if isinstance(connection, HttpProtocol):
+            connection.check_deadlines(now)
+
+
+def limited(limits: HttpLimits) -> type[HttpProtocol]:
+    """An :class:`HttpProtocol` subclass enforcing ``limits`` (uvicorn makes protocols from a class)."""
+    return type("LimitedHttpProtocol", (HttpProtocol,), {"limits": limits})

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["JsonFormatter", "LOGGER_NAME", "logconfig_dict"]
+__all__ = ["JsonFormatter", "LOGGER_NAME", "LogThrottle", "logconfig_dict"]
 
 LOGGER_NAME = "statefun_workers"
 """The parent logger of everything this package logs."""
@@ -47,6 +48,37 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class LogThrottle:
+    """Whether to log something a client can make happen again and again: at most once per ``interval``
+    seconds for one key, with the number of times it was not logged in between.
+
+    A hostile or broken client can cause a refusal or a failure with every request it sends; one log line
+    (or traceback) each would let it fill the disk or the log pipeline at its own rate. Keys are bounded too
+    (``max_keys``, then forgotten all at once), so the throttle's own memory has a ceiling.
+    """
+
+    __slots__ = ("interval", "max_keys", "_clock", "_seen")
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 4096) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._clock = clock
+        self._seen: dict[Hashable, tuple[float, int]] = {}
+
+    def check(self, key: Hashable) -> tuple[bool, int]:
+        """(log it now?, times it was not logged since it last was)."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False, seen[1] + 1
+        if len(self._seen) >= self.max_keys:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        return True, 0 if seen is None else seen[1]
 
 
 class SocketDoubleCloseFilter(logging.Filter):

@@ -37,6 +37,8 @@ from prometheus_client.utils import floatToGoString
 
 from statefun_workers import multiprocess
 from statefun_workers._tally import DURATION_BUCKETS, MAX_ERROR_REASONS, SIZE_BUCKETS, UNKNOWN, Tally, Totals
+from statefun_workers.handler import BLOCKING
+from statefun_workers.limits import REFUSALS
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -76,6 +78,12 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "statefun_worker_processes": ("gauge", "Live worker processes."),
     "statefun_busy_seconds": ("counter", "Seconds workers had at least one request in flight."),
     "statefun_worker_exits": ("counter", "Worker processes that exited (restart, max_requests, crash)."),
+    "statefun_connections_refused": (
+        "counter", "Connections the HTTP layer answered and closed at a bound, by reason (statefun_workers.limits)."),
+    "statefun_blocking_threads_busy": (
+        "gauge", "Threads running blocking=True batches now, abandoned ones included, over live workers."),
+    "statefun_blocking_abandoned": (
+        "counter", "blocking=True batches answered at their deadline while their thread ran on."),
 }
 
 
@@ -263,6 +271,13 @@ class Recorder(Tally):
             busy = max(busy, self._busy_flushed)
             self._busy_flushed = busy
             sink.write("counter", "statefun_busy_seconds", "statefun_busy_seconds_total", (), busy)
+            for reason, count in list(REFUSALS.items()):
+                sink.write("counter", "statefun_connections_refused", "statefun_connections_refused_total",
+                           (("reason", reason),), count)
+            sink.write("gauge_livesum", "statefun_blocking_threads_busy", "statefun_blocking_threads_busy", (),
+                       max(BLOCKING.busy, 0))
+            sink.write("counter", "statefun_blocking_abandoned", "statefun_blocking_abandoned_total", (),
+                       BLOCKING.abandoned)
             sink.write(
                 "gauge_livesum",
                 "statefun_requests_in_flight",

@@ -14,21 +14,28 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from time import monotonic, perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from time import perf_counter
+from typing import Any, Protocol
 
 import falcon
 import falcon.asgi
 
 from statefun_workers import RequestReplyHandler, StatefulFunctions
-from statefun_workers.errors import MalformedRequestError, RequestTooLargeError, StatefunError
-from statefun_workers.logs import LOGGER_NAME
+from statefun_workers.errors import (
+    ClientGoneError,
+    FunctionError,
+    MalformedRequestError,
+    OverloadedError,
+    RequestTooLargeError,
+    StatefunError,
+)
+from statefun_workers.handler import BLOCKING, Batch, BatchResult
+from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, BufferBudget, release_memory
+from statefun_workers.logs import LOGGER_NAME, LogThrottle
 from statefun_workers.settings import Settings
-
-if TYPE_CHECKING:
-    from statefun_workers.handler import BatchResult
 
 __all__ = ["OCTET_STREAM", "PROCESS_READINESS", "BatchRequest", "NullRecorder", "Readiness", "Recorder",
            "create_admin_app", "create_app"]
@@ -98,12 +105,30 @@ class BatchRequest(falcon.asgi.Request):
             self.whole_body = first_event.get("body", b"")
 
 
-class FunctionResource:
-    """``POST`` a ``ToFunction`` batch, get its ``FromFunction``."""
+_RELEASE_AFTER_BYTES = 1024 * 1024
+"""A body this large, read in parts, is followed by ``release_memory`` once no other large body is held."""
+_BATCH_TIMEOUT = "batch timeout"
+"""The message of the cancellation at a batch's deadline, by which it is told from a shutdown's."""
 
-    def __init__(self, handler: RequestReplyHandler, max_request_bytes: int, recorder: Recorder) -> None:
-        self._dispatch = handler.dispatch_async
-        self._limit = max_request_bytes
+
+class FunctionResource:
+    """``POST`` a ``ToFunction`` batch, get its ``FromFunction``.
+
+    Bounds (``statefun_workers.limits``): a body over ``max_request_bytes`` is refused before it is read
+    (413); bodies read in parts reserve their length in a per-worker :class:`BufferBudget` (503 beyond it);
+    a batch that must wait (an async or blocking function) gets ``batch_timeout`` seconds, and is stopped
+    if its client goes away. A plain sync function's batch runs to its end in one call, with none of this
+    bookkeeping: the common case pays nothing for it.
+    """
+
+    def __init__(self, handler: RequestReplyHandler, settings: Settings, recorder: Recorder,
+                 blocking_threads: int) -> None:
+        self._start = handler.start
+        self._finish = handler.finish_async
+        self._limit = settings.max_request_bytes
+        self._timeout = settings.batch_timeout
+        self._budget = BufferBudget(settings.max_buffered_bytes)
+        self._blocking_threads = blocking_threads
         self._recorder = recorder
 
     async def on_post(self, req: BatchRequest, resp: falcon.asgi.Response, function_name: str = "") -> None:
@@ -112,19 +137,63 @@ class FunctionResource:
         started = perf_counter()
         body = None
         result = None
+        held = 0
         try:
             whole = req.whole_body
-            body = whole if whole is not None and len(whole) <= self._limit else await self._read_body(req)
-            result = await self._dispatch(body)
+            if whole is not None and len(whole) <= self._limit:
+                body = whole
+            else:
+                try:
+                    body, held = await self._read_body(req)
+                except StatefunError as ex:  # refused before the core saw it: counted under its own reason
+                    result = BatchResult(error=ex, outcome="error")
+                    raise
+            done = self._start(body)
+            result = done if type(done) is BatchResult else await self._finish_in_time(req, done)  # type: ignore[arg-type]
         finally:
+            if held:
+                self._budget.release(held)
+                if not self._budget.held and held >= _RELEASE_AFTER_BYTES:
+                    # NOTE: once this request's own frame, and its body, are gone.
+                    asyncio.get_running_loop().call_soon(release_memory)
             recorder.request_finished(result, perf_counter() - started, -1 if body is None else len(body))
         if result.error is not None:
             raise result.error
         resp.data = result.response
         resp.content_type = OCTET_STREAM
 
-    async def _read_body(self, req: BatchRequest) -> bytes:
-        """The body from Falcon's stream (it came in several events), or the 413 for one over the limit."""
+    async def _finish_in_time(self, req: BatchRequest, batch: Batch) -> BatchResult:
+        """Finish a batch that waits, within the batch timeout, unless its client goes away first."""
+        if batch.function.blocking and BLOCKING.busy >= self._blocking_threads:
+            return RequestReplyHandler.stopped(batch, OverloadedError(
+                f"every one of the {self._blocking_threads} blocking threads is busy (STATEFUN_BLOCKING_THREADS)",
+                typename=batch.function.typename, id=batch.context._id))
+        task = asyncio.current_task()
+        assert task is not None
+        timer = asyncio.get_running_loop().call_later(self._timeout, task.cancel, _BATCH_TIMEOUT)
+        scope = req.scope
+        scope[CANCEL_ON_DISCONNECT] = task
+        try:
+            return await self._finish(batch)
+        except asyncio.CancelledError as ex:
+            why = ex.args[0] if ex.args else None
+            if why != _BATCH_TIMEOUT and why != CLIENT_GONE:
+                raise  # the worker is shutting down
+            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled here
+                task.uncancel()
+            if why == _BATCH_TIMEOUT:
+                return RequestReplyHandler.timed_out(batch, self._timeout)
+            return RequestReplyHandler.stopped(batch, ClientGoneError(
+                "the client closed the connection before the answer; the batch was stopped",
+                typename=batch.function.typename, id=batch.context._id))
+        finally:
+            timer.cancel()
+            del scope[CANCEL_ON_DISCONNECT]
+
+    async def _read_body(self, req: BatchRequest) -> tuple[bytes, int]:
+        """The body from Falcon's stream (it came in several events) and the bytes it holds in the budget
+        (the caller releases them when the batch is answered); or the 413 for a body over the limit, or the
+        503 when this worker already holds too many request bytes."""
         limit = self._limit
         length = req.content_length if req.whole_body is None else len(req.whole_body)
         if length is not None:
@@ -132,19 +201,36 @@ class FunctionResource:
             if length > limit:
                 raise RequestTooLargeError(
                     f"request body of {length} bytes is over the limit of {limit} bytes")
-            body = await req.stream.readall()
-            if len(body) < length:
-                raise MalformedRequestError(
-                    f"request body ended after {len(body)} of {length} bytes (client went away?)")
-            return body
+            self._reserve(length)
+            try:
+                body = await req.stream.readall()
+                if len(body) < length:
+                    raise MalformedRequestError(
+                        f"request body ended after {len(body)} of {length} bytes (client went away?)")
+            except BaseException:
+                self._budget.release(length)
+                raise
+            return body, length
         chunks: list[bytes] = []
         size = 0
-        async for chunk in req.stream:
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLargeError(f"chunked request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            async for chunk in req.stream:
+                self._reserve(len(chunk))
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLargeError(f"chunked request body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+        except BaseException:
+            self._budget.release(size)
+            raise
+        return b"".join(chunks), size
+
+    def _reserve(self, size: int) -> None:
+        budget = self._budget
+        if not budget.reserve(size):
+            raise OverloadedError(
+                f"this worker is reading {budget.held} bytes of other requests; {size} more would pass its "
+                f"limit of {budget.limit} (STATEFUN_MAX_BUFFERED_BYTES)")
 
     async def sink(self, req: BatchRequest, resp: falcon.asgi.Response | None, **params: Any) -> None:
         """Serve a POST to an unrouted path as a batch; anything else there is a 404."""
@@ -207,71 +293,71 @@ def _metrics_hook(name: str) -> Any:
     return getattr(module, name, None)
 
 
-def _describe(ex: StatefunError) -> str:
-    """The short answer body: what went wrong, naming the function where known, never a traceback."""
+def _describe(ex: StatefunError, expose: bool = False) -> str:
+    """The short answer body: what went wrong, naming the function where known, never a traceback, and never
+    the function's exception text unless ``expose`` (it may hold paths, keys or user data)."""
     text = ex.message
     if ex.typename and ex.typename not in text:
         text += f" (function {ex.typename}" + (f", id {ex.id!r})" if ex.id is not None else ")")
+    if expose and isinstance(ex, FunctionError) and ex.detail:
+        text += f": {ex.detail}"
     return f"{ex.status} {ex.reason}: {text}\n"
 
 
-class TracebackThrottle:
-    """Whether to log a failure's traceback: at most once per ``interval`` seconds for one failure.
+class ErrorHandler:
+    """Answers and logs every ``StatefunError`` that ends a request, in one place.
 
-    The runtime re-sends a failing batch within milliseconds, again and again for up to its call budget (two
-    minutes by default); one traceback per attempt would bury everything else in the log. Every failure is
-    still logged, on one line; the traceback comes with the first one, and again once the interval has passed,
-    with the number of attempts logged without it meanwhile. A failure is its reason, typename and address id.
+    Each failure is logged on one line. Its traceback comes with the first one of its kind and again once 10 s
+    have passed, with the number of tracebacks left out meanwhile: the runtime re-sends a failing batch within
+    milliseconds for up to its call budget, and a client may send failing batches for as many addresses as
+    it likes. A kind is the reason, the bound typename and the exception's class, never the address id nor
+    anything else a client chooses (a refused request's typename may be any string). The lines are bounded
+    too: at most one per kind per second, the next one saying how many were left out (``lines_not_logged``);
+    the metrics count every failure.
     """
 
-    __slots__ = ("interval", "_clock", "_seen")
+    def __init__(self, expose_errors: bool = False) -> None:
+        self.expose_errors = expose_errors
+        self.tracebacks = LogThrottle()
+        self.lines = LogThrottle(interval=1.0)
 
-    _MAX_KEYS = 4096
+    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: StatefunError,
+                       params: dict[str, Any]) -> None:
+        status = ex.status
+        cause = ex.__cause__
+        bound = isinstance(ex, FunctionError)  # the typename of a refused request is the client's choice
+        kind = (ex.reason, ex.typename if bound else None, type(cause).__name__ if cause is not None else None)
+        logged, lines_skipped = self.lines.check(kind)
+        with_traceback, suppressed = self.tracebacks.check(kind)
+        if logged or with_traceback:
+            fields: dict[str, Any] = {"status": status, "reason": ex.reason, "typename": ex.typename,
+                                      "address_id": ex.id}
+            if suppressed:
+                fields["tracebacks_suppressed"] = suppressed
+            if lines_skipped:
+                fields["lines_not_logged"] = lines_skipped
+            if status >= 500 and status != 503:
+                log.error("batch failed: %s", ex, exc_info=ex if with_traceback else None, extra=fields)
+            elif status != ClientGoneError.status:
+                log.warning("batch refused: %s", ex,
+                            exc_info=ex if with_traceback and cause is not None else None, extra=fields)
+        resp.status = status
+        resp.content_type = _TEXT
+        resp.text = _describe(ex, self.expose_errors)
+        if status == 413:
+            # NOTE: the rest of an oversized body may still be on the wire; closing beats reading it.
+            resp.set_header("Connection", "close")
 
-    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = monotonic) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._seen: dict[tuple[str, str | None, str | None], tuple[float, int]] = {}
 
-    def check(self, key: tuple[str, str | None, str | None]) -> tuple[bool, int]:
-        """(log the traceback now?, attempts logged without one since the last traceback)."""
-        now = self._clock()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self.interval:
-            self._seen[key] = (seen[0], seen[1] + 1)
-            return False, seen[1] + 1
-        if len(self._seen) >= self._MAX_KEYS:
-            self._seen.clear()
-        self._seen[key] = (now, 0)
-        return True, 0 if seen is None else seen[1]
-
-
-_THROTTLE = TracebackThrottle()
-
-
-async def _handle_statefun_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: StatefunError,
-                                 params: dict[str, Any]) -> None:
-    status = ex.status
-    with_traceback, suppressed = _THROTTLE.check((ex.reason, ex.typename, ex.id))
-    fields: dict[str, Any] = {"status": status, "reason": ex.reason, "typename": ex.typename, "address_id": ex.id}
-    if suppressed:
-        fields["tracebacks_suppressed"] = suppressed
-    if status >= 500 and status != 503:
-        log.error("batch failed: %s", ex, exc_info=ex if with_traceback else None, extra=fields)
-    else:
-        log.warning("batch refused: %s", ex, exc_info=ex if with_traceback and ex.__cause__ is not None else None,
-                    extra=fields)
-    resp.status = status
-    resp.content_type = _TEXT
-    resp.text = _describe(ex)
-    if status == 413:
-        # NOTE: the rest of an oversized body may still be on the wire; closing beats reading it.
-        resp.set_header("Connection", "close")
+_INTERNAL_ERRORS = LogThrottle()
 
 
 async def _handle_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception,
                              params: dict[str, Any]) -> None:
-    log.error("internal error on %s %s", req.method, req.path, exc_info=ex, extra={"status": 500})
+    logged, suppressed = _INTERNAL_ERRORS.check(type(ex).__name__)
+    if logged:
+        log.error("internal error on %s %s", req.method, req.path, exc_info=ex,
+                  extra={"status": 500, "errors_not_logged": suppressed})
     resp.status = 500
     resp.content_type = _TEXT
     resp.text = "500 internal_error: the server failed; see its logs\n"
@@ -301,19 +387,17 @@ def create_app(functions: StatefulFunctions, *, settings: Settings | None = None
         make_recorder = _metrics_hook("make_recorder")
         recorder = NullRecorder() if make_recorder is None else make_recorder(sorted(functions.functions))
     app = falcon.asgi.App(request_type=BatchRequest)
-    executor = None
-    if settings.blocking_threads is not None:
-        # NOTE: threads start on first use, in a worker; none exist in the master when gunicorn forks.
-        executor = ThreadPoolExecutor(settings.blocking_threads, thread_name_prefix="statefun-blocking")
+    # NOTE: threads start on first use, in a worker; none exist in the master when gunicorn forks.
+    blocking_threads = settings.blocking_threads or min(32, (os.cpu_count() or 1) + 4)  # asyncio's default
+    executor = ThreadPoolExecutor(blocking_threads, thread_name_prefix="statefun-blocking")
     handler = RequestReplyHandler(functions, executor=executor)
-    function_resource = FunctionResource(handler, settings.max_request_bytes,
-                                         recorder)
+    function_resource = FunctionResource(handler, settings, recorder, blocking_threads)
     app.add_route("/statefun", function_resource)
     app.add_route("/statefun/{function_name}", function_resource)
     _add_admin_routes(app, readiness)
     app.add_sink(function_resource.sink, "/")
     app.add_error_handler(Exception, _handle_unexpected)
-    app.add_error_handler(StatefunError, _handle_statefun_error)
+    app.add_error_handler(StatefunError, ErrorHandler(settings.expose_errors))
     app.set_error_serializer(_serialize_http_error)
     return app
 

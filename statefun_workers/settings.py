@@ -46,6 +46,22 @@ class Settings:
     """Threads for functions bound with ``blocking=True``; None keeps asyncio's default pool size."""
     log_level: str = "info"
     prometheus_multiproc_dir: str | None = None
+    # Bounds on what a client can make a worker spend (statefun_workers/limits.py says why each).
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    """Seconds a client gets to send a request's head, from its first byte (or from connecting)."""
+    body_stall_timeout: float = 10.0
+    """Seconds a request body may go without a byte before the connection is closed."""
+    max_connections: int = 1000
+    """Open connections per worker; capped at start by the process's file descriptor limit."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Request bytes a worker holds at once, over all its batches; beyond it a batch gets 503."""
+    batch_timeout: float = 30.0
+    """Seconds a batch may run; below the runtime's call budget (deploy/statefun/module.yaml: 2 min), so a
+    hung batch is answered 503 and retried while the budget lasts."""
+    expose_errors: bool = False
+    """Echo a failing function's exception text in the 500 body (development only: it may hold secrets)."""
     # TLS (docs/tls.md)
     tls_cert_file: str | None = None
     """``STATEFUN_TLS_CERT_FILE``: PEM certificate chain of the function port; set, the port speaks only TLS."""
@@ -82,6 +98,14 @@ class Settings:
             blocking_threads=_optional_int(env, "STATEFUN_BLOCKING_THREADS", minimum=1),
             log_level=level,
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            max_header_bytes=_int(env, "STATEFUN_MAX_HEADER_BYTES", 32 * 1024, minimum=1024),
+            max_headers=_int(env, "STATEFUN_MAX_HEADERS", 100, minimum=8),
+            header_timeout=_seconds(env, "STATEFUN_HEADER_TIMEOUT", 10.0, minimum=0.1),
+            body_stall_timeout=_seconds(env, "STATEFUN_BODY_STALL_TIMEOUT", 10.0, minimum=0.1),
+            max_connections=_int(env, "STATEFUN_MAX_CONNECTIONS", 1000, minimum=1),
+            max_buffered_bytes=_int(env, "STATEFUN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, minimum=1),
+            batch_timeout=_seconds(env, "STATEFUN_BATCH_TIMEOUT", 30.0, minimum=0.01),
+            expose_errors=_flag(env, "STATEFUN_EXPOSE_ERRORS"),
             # TLS
             **_tls(env),
         )
@@ -100,7 +124,7 @@ def _tls(env: Mapping[str, str]) -> _TlsFields:
     cert = _file(env, "STATEFUN_TLS_CERT_FILE")
     key = _file(env, "STATEFUN_TLS_KEY_FILE")
     client_ca = _file(env, "STATEFUN_TLS_CLIENT_CA_FILE")
-    require = _bool(env, "STATEFUN_TLS_REQUIRE_CLIENT_CERT", client_ca is not None)
+    require = _flag(env, "STATEFUN_TLS_REQUIRE_CLIENT_CERT", client_ca is not None)
     if (cert is None) != (key is None):
         missing = "STATEFUN_TLS_KEY_FILE" if key is None else "STATEFUN_TLS_CERT_FILE"
         raise ConfigurationError(f"{missing} must be set too: TLS needs both a certificate and its key")
@@ -129,17 +153,6 @@ def _file(env: Mapping[str, str], name: str) -> str | None:
     return path
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
 def _raw(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     if value is None or not value.strip():
@@ -165,6 +178,17 @@ def _optional_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | N
     if _raw(env, name) is None:
         return None
     return _int(env, name, 0, minimum=minimum)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false (1/0), got {raw!r}")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:

@@ -17,7 +17,9 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import logging
 import signal
 import socket
 import ssl
@@ -33,8 +35,15 @@ from uvicorn_worker import UvicornWorker
 
 from statefun_workers import tls
 from statefun_workers.errors import ConfigurationError
+from statefun_workers.limits import HttpLimits, connection_cap, return_large_buffers_to_os
+from statefun_workers.logs import LOGGER_NAME
 from statefun_workers.server import PROCESS_READINESS, Readiness, create_admin_app
 from statefun_workers.settings import Settings
+
+log = logging.getLogger(f"{LOGGER_NAME}.worker")
+
+_SWEEP_TICKS = 5
+"""uvicorn ticks (0.1 s each) between two sweeps of the connections' head and body time limits."""
 
 __all__ = ["StatefunWorker"]
 
@@ -43,10 +52,13 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+_HTTPTOOLS = _installed("httptools")
+
+
 def _http_protocol() -> Any:
     """uvicorn's httptools protocol with this server's fast path (``http_protocol``) when httptools is
     installed, else uvicorn's h11."""
-    if not _installed("httptools"):
+    if not _HTTPTOOLS:
         return "h11"
     from statefun_workers.http_protocol import HttpProtocol  # noqa: PLC0415
 
@@ -82,6 +94,10 @@ class _DrainingServer(Server):
     async def on_tick(self, counter: int) -> bool:
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             self.should_exit = True
+        if counter % _SWEEP_TICKS == 0 and _HTTPTOOLS:
+            from statefun_workers.http_protocol import enforce_deadlines  # noqa: PLC0415
+
+            enforce_deadlines(self.server_state.connections, asyncio.get_running_loop().time())
         return await super().on_tick(counter)
 
 
@@ -103,8 +119,17 @@ class StatefunWorker(UvicornWorker):
         # NOTE: gunicorn's own graceful_timeout (set by gunicorn_config) also covers the drain and a margin;
         #   uvicorn cancels what is still running at this deadline, before the master would SIGKILL us.
         self.config.timeout_graceful_shutdown = self._settings.graceful_timeout
+        if self.config.http is not None and not isinstance(self.config.http, str):
+            from statefun_workers.http_protocol import limited  # noqa: PLC0415
+
+            max_connections = connection_cap(self._settings.max_connections)
+            self.config.http = limited(HttpLimits.from_settings(self._settings, max_connections=max_connections))
+            if max_connections < self._settings.max_connections:
+                log.warning("STATEFUN_MAX_CONNECTIONS lowered from %d to %d: the file descriptor limit is lower",
+                            self._settings.max_connections, max_connections)
 
     async def _serve(self) -> None:
+        return_large_buffers_to_os()
         self.config.app = self.wsgi
         server, sockets = self._server()
         self._install_sigquit_handler()
@@ -131,9 +156,10 @@ class StatefunWorker(UvicornWorker):
                           if context.verify_mode == ssl.CERT_REQUIRED else "")
         if not admin_sockets:
             return _DrainingServer(self.config, PROCESS_READINESS, settings.drain_seconds), sockets
+        # NOTE: the same HTTP protocol class as the function port, with its header, time and connection limits.
         admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
                               timeout_keep_alive=self.config.timeout_keep_alive,
-                              **{**self.CONFIG_KWARGS, "lifespan": "off"})
+                              **{**self.CONFIG_KWARGS, "http": self.config.http, "lifespan": "off"})
         admin = tls.AdminPort(admin_sockets, admin_config)
         return _AdminPortServer(self.config, PROCESS_READINESS, settings.drain_seconds, admin), sockets
 

@@ -49,3 +49,27 @@ def blocking_pool(context: Context, message: Message) -> None:
 @functions.bind(typename="test/blocking-loop")
 def blocking_loop(context: Context, message: Message) -> None:
     _block(message)
+
+
+@functions.bind(typename="test/hang")
+async def hang(context: Context, message: Message) -> None:
+    """``"<path>"``: touch ``<path>.started``, await forever; on cancellation touch ``<path>.cancelled``."""
+    path = message.as_string()
+    open(path + ".started", "w").close()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        open(path + ".cancelled", "w").close()
+
+
+@functions.bind(typename="test/hang-blocking", blocking=True)
+def hang_blocking(context: Context, message: Message) -> None:
+    """Like ``test/blocking-pool``, but for up to a minute: a thread the batch deadline abandons."""
+    path = message.as_string()
+    open(path + ".started", "w").close()
+    _wait_for(path + ".release", timeout=60.0)
+
+
+@functions.bind(typename="test/fail-often")
+def fail_often(context: Context, message: Message) -> None:
+    raise LookupError("another kind of failure")

@@ -169,16 +169,25 @@ def test_json_logs_name_the_servers_without_their_error_suffix(name: str, shown:
     assert json.loads(JsonFormatter().format(record))["logger"] == shown
 
 
-def test_traceback_throttle_logs_one_traceback_per_failure_and_interval() -> None:
-    from statefun_workers.server import TracebackThrottle
+def test_log_throttle_logs_once_per_key_and_interval() -> None:
+    from statefun_workers.logs import LogThrottle
 
     now = [100.0]
-    throttle = TracebackThrottle(interval=10.0, clock=lambda: now[0])
-    key = ("function_failed", "a/b", "id-1")
+    throttle = LogThrottle(interval=10.0, clock=lambda: now[0])
+    key = ("function_failed", "a/b", "ValueError")
     assert throttle.check(key) == (True, 0)
     assert throttle.check(key) == (False, 1)
     assert throttle.check(key) == (False, 2)
-    assert throttle.check(("function_failed", "a/b", "id-2")) == (True, 0)  # another address: its own
+    assert throttle.check(("function_failed", "a/b", "KeyError")) == (True, 0)  # another kind: its own
     now[0] += 10.0
     assert throttle.check(key) == (True, 2)  # the interval passed: a traceback again, and how many were not
     assert throttle.check(key) == (False, 1)
+
+
+def test_log_throttle_forgets_its_keys_at_its_bound() -> None:
+    from statefun_workers.logs import LogThrottle
+
+    throttle = LogThrottle(interval=10.0, clock=lambda: 0.0, max_keys=3)
+    for key in range(10):
+        assert throttle.check(key) == (True, 0)
+        assert len(throttle._seen) <= 3

@@ -86,9 +86,10 @@ def test_tls_handshake_and_a_greeter_batch_over_https(start_server: Callable[...
 
 @pytest.fixture(scope="module")
 def mtls_server(tmp_path_factory: pytest.TempPathFactory, certs) -> Server:
-    """A 2-worker pool requiring client certificates from the good CA, with a plain admin port."""
+    """A 2-worker pool requiring client certificates from the good CA, with a plain admin port (and a header
+    count limit below the default, which the admin port must apply too)."""
     directory = tmp_path_factory.mktemp("mtls-server")
-    env = {**tls_env(certs, mtls=True), "STATEFUN_ADMIN_PORT": str(free_port())}
+    env = {**tls_env(certs, mtls=True), "STATEFUN_ADMIN_PORT": str(free_port()), "STATEFUN_MAX_HEADERS": "20"}
     server = Server(env, directory / "gunicorn.log", workers=2, client_tls=client(certs, "good"))
     try:
         server.wait_ready()
@@ -267,3 +268,16 @@ def test_sighup_makes_the_workers_load_a_rotated_certificate(start_server: Calla
             return False
 
     poll(serves_the_new_certificate, timeout=15)
+
+
+def test_the_admin_port_has_the_function_port_s_http_limits(mtls_server: Server) -> None:
+    """The admin port is client-facing too: the same header bounds apply there (431, not a worker's memory)."""
+    conn = mtls_server.connect(admin=True)
+    try:
+        conn.putrequest("GET", "/healthz")
+        for i in range(50):  # over STATEFUN_MAX_HEADERS (20 here), under the default
+            conn.putheader(f"x-filler-{i}", "y")
+        conn.endheaders()
+        assert conn.getresponse().status == 431
+    finally:
+        conn.close()
