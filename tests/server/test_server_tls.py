@@ -55,7 +55,9 @@ def client(certs: dict[str, Path], cert_from: str | None) -> ssl.SSLContext:
     """A client that checks the pool's certificate and name (127.0.0.1) and presents ``cert_from``'s client
     certificate, or none."""
     context = ssl.create_default_context(cafile=certs["good"] / "ca.crt")
-    if cert_from is not None:
+    if cert_from == "server":  # the good CA's server certificate: not for client authentication
+        context.load_cert_chain(certs["good"] / "server.crt", certs["good"] / "server.key")
+    elif cert_from is not None:
         context.load_cert_chain(certs[cert_from] / "client.crt", certs[cert_from] / "client.key")
     return context
 
@@ -102,7 +104,8 @@ def test_mtls_accepts_a_client_certificate_from_the_configured_ca(mtls_server: S
     assert post_greeter(mtls_server, client(certs, "good")) == 200
 
 
-@pytest.mark.parametrize("cert_from", [None, "other"], ids=["no client certificate", "certificate of another CA"])
+@pytest.mark.parametrize("cert_from", [None, "other", "server"],
+                         ids=["no client certificate", "certificate of another CA", "a server certificate"])
 def test_mtls_refuses_other_clients(mtls_server: Server, certs, cert_from: str | None) -> None:
     # NOTE: with TLS 1.3 the server judges the client certificate after the client's side of the handshake
     #   is done, so the refusal (an alert, then the close) reaches the client on its first read.
