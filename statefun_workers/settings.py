@@ -124,7 +124,7 @@ def _tls(env: Mapping[str, str]) -> _TlsFields:
     cert = _file(env, "STATEFUN_TLS_CERT_FILE")
     key = _file(env, "STATEFUN_TLS_KEY_FILE")
     client_ca = _file(env, "STATEFUN_TLS_CLIENT_CA_FILE")
-    require = _bool(env, "STATEFUN_TLS_REQUIRE_CLIENT_CERT", client_ca is not None)
+    require = _flag(env, "STATEFUN_TLS_REQUIRE_CLIENT_CERT", client_ca is not None)
     if (cert is None) != (key is None):
         missing = "STATEFUN_TLS_KEY_FILE" if key is None else "STATEFUN_TLS_CERT_FILE"
         raise ConfigurationError(f"{missing} must be set too: TLS needs both a certificate and its key")
@@ -151,17 +151,6 @@ def _file(env: Mapping[str, str], name: str) -> str | None:
     if path is not None and not os.path.isfile(path):
         raise ConfigurationError(f"{name} must name a file, got the directory {path!r}")
     return path
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -191,10 +180,10 @@ def _optional_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | N
     return _int(env, name, 0, minimum=minimum)
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = _raw(env, name)
     if raw is None:
-        return False
+        return default
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
     if raw.lower() in ("0", "false", "no", "off"):

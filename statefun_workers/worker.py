@@ -159,9 +159,10 @@ class StatefunWorker(UvicornWorker):
                           if context.verify_mode == ssl.CERT_REQUIRED else "")
         if not admin_sockets:
             return _DrainingServer(self.config, PROCESS_READINESS, settings.drain_seconds), sockets
+        # NOTE: the same HTTP protocol class as the function port, with its header, time and connection limits.
         admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
                               timeout_keep_alive=self.config.timeout_keep_alive,
-                              **{**self.CONFIG_KWARGS, "lifespan": "off"})
+                              **{**self.CONFIG_KWARGS, "http": self.config.http, "lifespan": "off"})
         admin = tls.AdminPort(admin_sockets, admin_config)
         return _AdminPortServer(self.config, PROCESS_READINESS, settings.drain_seconds, admin), sockets
 

@@ -55,7 +55,9 @@ def client(certs: dict[str, Path], cert_from: str | None) -> ssl.SSLContext:
     """A client that checks the pool's certificate and name (127.0.0.1) and presents ``cert_from``'s client
     certificate, or none."""
     context = ssl.create_default_context(cafile=certs["good"] / "ca.crt")
-    if cert_from is not None:
+    if cert_from == "server":  # the good CA's server certificate: not for client authentication
+        context.load_cert_chain(certs["good"] / "server.crt", certs["good"] / "server.key")
+    elif cert_from is not None:
         context.load_cert_chain(certs[cert_from] / "client.crt", certs[cert_from] / "client.key")
     return context
 
@@ -86,9 +88,10 @@ def test_tls_handshake_and_a_greeter_batch_over_https(start_server: Callable[...
 
 @pytest.fixture(scope="module")
 def mtls_server(tmp_path_factory: pytest.TempPathFactory, certs) -> Server:
-    """A 2-worker pool requiring client certificates from the good CA, with a plain admin port."""
+    """A 2-worker pool requiring client certificates from the good CA, with a plain admin port (and a header
+    count limit below the default, which the admin port must apply too)."""
     directory = tmp_path_factory.mktemp("mtls-server")
-    env = {**tls_env(certs, mtls=True), "STATEFUN_ADMIN_PORT": str(free_port())}
+    env = {**tls_env(certs, mtls=True), "STATEFUN_ADMIN_PORT": str(free_port()), "STATEFUN_MAX_HEADERS": "20"}
     server = Server(env, directory / "gunicorn.log", workers=2, client_tls=client(certs, "good"))
     try:
         server.wait_ready()
@@ -101,7 +104,8 @@ def test_mtls_accepts_a_client_certificate_from_the_configured_ca(mtls_server: S
     assert post_greeter(mtls_server, client(certs, "good")) == 200
 
 
-@pytest.mark.parametrize("cert_from", [None, "other"], ids=["no client certificate", "certificate of another CA"])
+@pytest.mark.parametrize("cert_from", [None, "other", "server"],
+                         ids=["no client certificate", "certificate of another CA", "a server certificate"])
 def test_mtls_refuses_other_clients(mtls_server: Server, certs, cert_from: str | None) -> None:
     # NOTE: with TLS 1.3 the server judges the client certificate after the client's side of the handshake
     #   is done, so the refusal (an alert, then the close) reaches the client on its first read.
@@ -267,3 +271,16 @@ def test_sighup_makes_the_workers_load_a_rotated_certificate(start_server: Calla
             return False
 
     poll(serves_the_new_certificate, timeout=15)
+
+
+def test_the_admin_port_has_the_function_port_s_http_limits(mtls_server: Server) -> None:
+    """The admin port is client-facing too: the same header bounds apply there (431, not a worker's memory)."""
+    conn = mtls_server.connect(admin=True)
+    try:
+        conn.putrequest("GET", "/healthz")
+        for i in range(50):  # over STATEFUN_MAX_HEADERS (20 here), under the default
+            conn.putheader(f"x-filler-{i}", "y")
+        conn.endheaders()
+        assert conn.getresponse().status == 431
+    finally:
+        conn.close()
