@@ -48,8 +48,8 @@ def free_port() -> int:
 class Server:
     """A running gunicorn master and what the tests need to talk to it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int, port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: a pool restarted where the runtime expects it
         self.log_path = log_path
         self.workers = workers
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "WEB_CONCURRENCY"))}
