@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from runtime import runner
-from tests.server.conftest import Server, free_port, poll
+from tests.server.conftest import Server, free_port, poll, stop_group
 
 HERE = Path(__file__).resolve().parent
 SERVED = "examples,runtime_functions:functions"
@@ -144,18 +144,8 @@ class Runtime:
 
     def stop(self) -> None:
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    pass
+            stop_group(self.proc, timeout=15)
         finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
