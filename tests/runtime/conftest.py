@@ -232,3 +232,20 @@ def start_runtime(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     """``poll`` with a budget that suits the runtime (batches, delays and retries take their time)."""
     return poll(condition, timeout, interval=0.1)
+
+
+def counts(runtime: Runtime, ids: list[str], round: int, timeout: float = 30.0) -> dict[str, int]:
+    """Ask every ``runtime-test/counter`` in ``ids`` for its count, as report round ``round``, and wait for
+    every answer (a record repeated by the at-least-once egress carries the same count)."""
+    for id in ids:
+        runtime.send("runtime-test/counter", id, {"op": "report", "round": round})
+    wanted = set(ids)
+
+    def answered() -> dict[str, int] | None:
+        latest = {}
+        for record in runtime.records("counts"):
+            value = json.loads(record["value"])
+            if record["key"] in wanted and value["round"] == round:
+                latest[record["key"]] = value["count"]
+        return latest if len(latest) == len(wanted) else None
+    return poll(answered, timeout, interval=0.2)  # type: ignore[return-value]

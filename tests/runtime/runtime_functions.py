@@ -81,6 +81,11 @@ def ttl(context: Context, message: Message) -> None:
     report(context, "ttl", {"written": context.storage.written, "called": context.storage.called})
 
 
+@functions.bind(typename="runtime-test/sink")
+def sink(context: Context, message: Message) -> None:
+    """Takes anything and does nothing: where the ingress tests send what they do not care about."""
+
+
 @functions.bind(typename="runtime-test/flaky")
 def flaky(context: Context, message: Message) -> None:
     """Fails the first ``fail`` attempts at a message (counted in files: any worker may get a retry)."""
