@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
 COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py cells.py _read.py _tally.py _json.py)
 
-.PHONY: serve test test-fast build protos check-protos bench bench-peers system-deps clean
+.PHONY: serve test test-fast build protos check-protos bench bench-peers fuzz system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -59,6 +59,11 @@ bench: $(VENV)/.compiled
 BENCH_ARGS ?= --seconds 5 --rounds 3
 bench-peers: $(VENV)/.compiled
 	$(PY) benchmarks/side_by_side.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of the handler, compiled and pure-Python, FUZZ_RUNS inputs each (docs/fuzzing.md).
+FUZZ_RUNS ?= 1000000
+fuzz: $(VENV)/.compiled
+	nice -n 10 $(PY) -m fuzz.campaign --runs $(FUZZ_RUNS)
 
 clean:
 	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) .pytest_cache .hypothesis build *__mypyc*.so statefun_workers/*.so

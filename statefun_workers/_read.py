@@ -7,21 +7,26 @@ exactly, and tests/core/test_read.py holds it to the generated classes with gene
 
 * fields may come in any order; a scalar field seen twice keeps the last value;
 * a singular message field seen twice is merged, which is the same as parsing its payloads concatenated;
-* unknown fields, and known field numbers with another wire type, are skipped; groups are refused;
-* a string must be valid UTF-8.
+* unknown fields, and known field numbers with another wire type, are skipped, unknown groups included;
+* a string must be valid UTF-8;
+* messages and groups nest at most ``MAX_DEPTH`` deep (docs/fuzzing.md, "Nesting").
 
-Anything else (a truncated field, a varint over ten bytes, a bad wire type) raises ``ValueError``.
+Anything else (a truncated field, a varint over ten bytes, a bad wire type, nesting past the bound) raises
+``ValueError``. Nothing here recurses: the message levels are fixed by the schema, and groups, the one
+construct the sender can nest at will, are skipped in a loop with an explicit depth, so a hostile body cannot
+exhaust the C stack of the compiled code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from google.protobuf.message import DecodeError
 
 from ._proto.request_reply_pb2 import ToFunction
 
-__all__ = ["Address", "Batch", "Invocation", "Value", "read", "read_to_function", "read_with_protobuf"]
+__all__ = ["MAX_DEPTH", "Address", "Batch", "Invocation", "Value", "read", "read_to_function", "read_with_protobuf"]
 
 
 class Value:
@@ -80,11 +85,18 @@ class Batch:
 
 _EMPTY: Final = b""
 
+MAX_DEPTH: Final = 100
+"""How deep messages and groups may nest below the ToFunction: a group in the ToFunction is at depth 1, a group
+in its InvocationBatchRequest at depth 2. protobuf's upb parser (the default backend) allows the same 100,
+counted the same way, so both accept and refuse the same requests."""
 
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Read a varint at ``pos``; return (value, position after it)."""
+
+def _varint(data: bytes, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
+    """Read a varint of at most ``max_bytes`` at ``pos``; return (value, position after it). protobuf reads
+    values in up to ten bytes, and keys and lengths, which are 32-bit, in up to five."""
     result = 0
     shift = 0
+    limit = 7 * max_bytes
     while True:
         if pos >= end:
             raise ValueError("truncated varint")
@@ -94,8 +106,8 @@ def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
         if byte < 0x80:
             return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
-        if shift >= 70:
-            raise ValueError("varint longer than ten bytes")
+        if shift >= limit:
+            raise ValueError(f"varint longer than {max_bytes} bytes")
 
 
 def _key(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -105,9 +117,18 @@ def _key(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
         if byte < 8:
             raise ValueError("invalid field number")
         return byte >> 3, byte & 7, pos + 1
-    key, pos = _varint(data, pos, end)
-    if key < 8 or key > 0xFFFFFFFF:
+    number, wire_type, pos = _group_key(data, pos, end)
+    if number == 0:
         raise ValueError("invalid field number")
+    return number, wire_type, pos
+
+
+def _group_key(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Read a field key inside an unknown group, where protobuf's upb parser accepts field number 0 (it
+    checks only the wire types there); return (field number, wire type, position after it)."""
+    key, pos = _varint(data, pos, end, 5)
+    if key > 0xFFFFFFFF:
+        raise ValueError("invalid field key")
     return key >> 3, key & 7, pos
 
 
@@ -118,25 +139,31 @@ def _length(data: bytes, pos: int, end: int) -> tuple[int, int]:
         start = pos + 1
         stop = start + byte
     else:
-        length, start = _varint(data, pos, end)
+        length, start = _varint(data, pos, end, 5)
         stop = start + length
     if stop > end:
         raise ValueError("truncated length-delimited field")
     return stop, start
 
 
-def _skip(data: bytes, pos: int, end: int, number: int, wire_type: int) -> int:
-    """Skip the value of a field this reader does not keep; return the position after it."""
+def _skip(data: bytes, pos: int, end: int, number: int, wire_type: int, depth: int) -> int:
+    """Skip the value of a field this reader does not keep, in a message at ``depth``; return the position
+    after it."""
+    if wire_type == 3:
+        return _skip_group(data, pos, end, number, depth + 1)
+    return _skip_scalar(data, pos, end, wire_type)
+
+
+def _skip_scalar(data: bytes, pos: int, end: int, wire_type: int) -> int:
+    """Skip a value that is not a group; return the position after it."""
     if wire_type == 0:
-        return _varint(data, pos, end)[1]
+        return _varint(data, pos, end, 10)[1]
     if wire_type == 2:
         return _length(data, pos, end)[0]
     if wire_type == 1:
         pos += 8
     elif wire_type == 5:
         pos += 4
-    elif wire_type == 3:
-        return _skip_group(data, pos, end, number)
     else:
         raise ValueError(f"unsupported wire type {wire_type}")
     if pos > end:
@@ -144,17 +171,27 @@ def _skip(data: bytes, pos: int, end: int, number: int, wire_type: int) -> int:
     return pos
 
 
-def _skip_group(data: bytes, pos: int, end: int, number: int) -> int:
-    """Skip an unknown group (a proto2 construct, still valid on the wire); return the position after it."""
+def _skip_group(data: bytes, pos: int, end: int, number: int, depth: int) -> int:
+    """Skip an unknown group (a proto2 construct, still valid on the wire) that starts at ``depth``, with the
+    groups nested in it; return the position after its end. A loop, not recursion: see the module's doc."""
+    numbers = [number]  # the field numbers of the open groups, innermost last
     while True:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"messages and groups nested more than {MAX_DEPTH} deep")
         if pos >= end:
             raise ValueError("truncated group")
-        inner, wire_type, pos = _key(data, pos, end)
+        inner, wire_type, pos = _group_key(data, pos, end)
         if wire_type == 4:
-            if inner != number:
+            if inner != numbers.pop():
                 raise ValueError("mismatched end of group")
-            return pos
-        pos = _skip(data, pos, end, inner, wire_type)
+            if not numbers:
+                return pos
+            depth -= 1
+        elif wire_type == 3:
+            depth += 1
+            numbers.append(inner)
+        else:
+            pos = _skip_scalar(data, pos, end, wire_type)
 
 
 def _text(data: bytes, start: int, stop: int) -> str:
@@ -166,7 +203,8 @@ def _text(data: bytes, start: int, stop: int) -> str:
 
 class _Ranges:
     """The occurrences of one singular sub-message field. Seen more than once, they merge, which is the same
-    as reading their payloads concatenated (rare: the runtime writes each once)."""
+    as reading their payloads concatenated once each has been read alone (protobuf reads them one at a time,
+    so a field cut in two by the boundary is refused); rare: the runtime writes each once."""
 
     __slots__ = ("data", "start", "end", "more")
 
@@ -181,14 +219,18 @@ class _Ranges:
             self.more = [self.data[self.start:self.end]]
         self.more.append(self.data[start:end])
 
-    def merged(self) -> tuple[bytes, int, int]:
+    def merged(self, read: Callable[[bytes, int, int, int], object], depth: int) -> tuple[bytes, int, int]:
+        """The bytes to read the merged message from, after checking each occurrence with ``read``."""
         if self.more is None:
             return self.data, self.start, self.end
+        for piece in self.more:
+            read(piece, 0, len(piece), depth)
         joined = _EMPTY.join(self.more)
         return joined, 0, len(joined)
 
 
-def _address(data: bytes, pos: int, end: int) -> Address:
+def _address(data: bytes, pos: int, end: int, depth: int) -> Address:
+    """An Address at ``depth``: 2 for the target, 3 for a caller."""
     namespace = type_ = id_ = ""
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
@@ -202,11 +244,12 @@ def _address(data: bytes, pos: int, end: int) -> Address:
                 id_ = _text(data, start, stop)
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, depth)
     return Address(namespace, type_, id_)
 
 
-def _value(data: bytes, pos: int, end: int) -> Value:
+def _value(data: bytes, pos: int, end: int, depth: int) -> Value:
+    """A TypedValue at ``depth``: always 3 (a state value, or a message's argument)."""
     first = pos
     typename = ""
     has_value = False
@@ -218,14 +261,14 @@ def _value(data: bytes, pos: int, end: int) -> Value:
             typename = _text(data, start, stop)
             pos = stop
         elif number == 2 and wire_type == 0:
-            flag, pos = _varint(data, pos, end)
+            flag, pos = _varint(data, pos, end, 10)
             has_value = flag != 0
         elif number == 3 and wire_type == 2:
             stop, start = _length(data, pos, end)
             value = data[start:stop]
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, depth)
     return Value(typename, has_value, value, data, first, end)
 
 
@@ -249,11 +292,11 @@ def _persisted_value(data: bytes, pos: int, end: int) -> tuple[str, Value | None
                 values = _sub_message_ranges(values, data, start, stop)
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, 2)
     if values is None:
         return name, None
-    merged, start, stop = values.merged()
-    return name, _value(merged, start, stop)
+    merged, start, stop = values.merged(_value, 3)
+    return name, _value(merged, start, stop, 3)
 
 
 def _invocation(data: bytes, pos: int, end: int) -> Invocation:
@@ -269,18 +312,19 @@ def _invocation(data: bytes, pos: int, end: int) -> Invocation:
                 arguments = _sub_message_ranges(arguments, data, start, stop)
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, 2)
     caller = None
     if callers is not None:
-        merged, start, stop = callers.merged()
-        caller = _address(merged, start, stop)
+        merged, start, stop = callers.merged(_address, 3)
+        caller = _address(merged, start, stop, 3)
     if arguments is None:
         return Invocation(caller, Value("", False, _EMPTY, _EMPTY, 0, 0))
-    merged, start, stop = arguments.merged()
-    return Invocation(caller, _value(merged, start, stop))
+    merged, start, stop = arguments.merged(_value, 3)
+    return Invocation(caller, _value(merged, start, stop, 3))
 
 
-def _batch(data: bytes, pos: int, end: int, present: bool) -> Batch:
+def _batch(data: bytes, pos: int, end: int, depth: int) -> Batch:
+    """An InvocationBatchRequest at ``depth``: always 1."""
     targets: _Ranges | None = None
     state: list[tuple[str, Value | None]] = []
     invocations: list[Invocation] = []
@@ -296,13 +340,13 @@ def _batch(data: bytes, pos: int, end: int, present: bool) -> Batch:
                 invocations.append(_invocation(data, start, stop))
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, depth)
     if targets is None:
         target = Address("", "", "")
     else:
-        merged, start, stop = targets.merged()
-        target = _address(merged, start, stop)
-    return Batch(present, target, state, invocations)
+        merged, start, stop = targets.merged(_address, depth + 1)
+        target = _address(merged, start, stop, depth + 1)
+    return Batch(True, target, state, invocations)
 
 
 def read_to_function(data: bytes) -> Batch:
@@ -317,11 +361,13 @@ def read_to_function(data: bytes) -> Batch:
             batches = _sub_message_ranges(batches, data, start, stop)
             pos = stop
         else:
-            pos = _skip(data, pos, end, number, wire_type)
+            pos = _skip(data, pos, end, number, wire_type, 0)
     if batches is None:
-        return _batch(_EMPTY, 0, 0, False)
-    merged, start, stop = batches.merged()
-    return _batch(merged, start, stop, True)
+        batch = _batch(_EMPTY, 0, 0, 1)
+        batch.present = False
+        return batch
+    merged, start, stop = batches.merged(_batch, 1)
+    return _batch(merged, start, stop, 1)
 
 
 def read_with_protobuf(data: bytes) -> Batch:

@@ -10,6 +10,7 @@
     │   └── UnknownFunctionError (KeyError)      503: no function is bound to the target's typename
     ├── OverloadedError                    503: the worker holds too many request bytes, or every blocking
     │                                           thread is busy; another worker may take the batch
+    ├── WorkerStoppingError                503: the worker stopped a batch at the end of its graceful shutdown
     ├── ClientGoneError                    499: the client went away before the answer (nothing is sent)
     └── FunctionError                      500: the function raised; the whole batch failed
         └── BatchTimeoutError              503: the batch ran past STATEFUN_BATCH_TIMEOUT; no effects
@@ -43,6 +44,7 @@ __all__ = [
     "RequestTooLargeError",
     "StatefunError",
     "UnknownFunctionError",
+    "WorkerStoppingError",
 ]
 
 
@@ -112,6 +114,14 @@ class OverloadedError(StatefunError):
 
     status = 503
     reason = "overloaded"
+
+
+class WorkerStoppingError(StatefunError):
+    """The worker's graceful shutdown ran out (``STATEFUN_GRACEFUL_TIMEOUT``) with the batch still running;
+    it was stopped and answered with no effects. 503: the runtime retries it on a worker that stays."""
+
+    status = 503
+    reason = "worker_stopping"
 
 
 class ClientGoneError(StatefunError):

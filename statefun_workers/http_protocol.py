@@ -256,8 +256,10 @@ class HttpProtocol(HttpToolsProtocol):
     """Bytes received since the head being received began."""
     _last_read = 0.0
     """When bytes last arrived."""
-    _refusal: tuple[int, str, str] | None = None
+    _refusal: tuple[int | None, str, str] | None = None
     """(status, reason, text) of the refusal a parser callback raised ``_Refused`` for."""
+    _write_paused_since: float | None = None
+    """When the transport's buffer filled (the client stopped reading); None while it drains."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(JoinedWritesTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -294,6 +296,10 @@ class HttpProtocol(HttpToolsProtocol):
                 self._refuse(431, "header_too_large",
                              f"the request head is over {self.limits.max_header_bytes} bytes "
                              f"(STATEFUN_MAX_HEADER_BYTES)")
+        elif self.headers is not None and len(self.headers) > self.limits.max_headers:
+            # The trailers of a chunked body are added to the head's headers, after the head's checks.
+            self._refuse(431, "too_many_headers", f"the request has more than {self.limits.max_headers} header "
+                         f"lines, trailers included (STATEFUN_MAX_HEADERS)")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -356,6 +362,10 @@ class HttpProtocol(HttpToolsProtocol):
         """Refuse a complete head that is over a bound, or that asks for what this server does not do."""
         limits = self.limits
         headers = self.headers
+        if len(self.pipeline) >= MAX_PIPELINED:
+            # NOTE: no answer: it would overtake the answers to the requests queued before this one.
+            self._refusing(None, "pipeline_too_deep",
+                           f"more than {MAX_PIPELINED} requests sent ahead of their answers")
         if len(headers) > limits.max_headers:
             self._refusing(431, "too_many_headers",
                            f"the request has {len(headers)} header lines, over {limits.max_headers} "
@@ -375,19 +385,20 @@ class HttpProtocol(HttpToolsProtocol):
                                    f"request body of {int(value)} bytes is over the limit of "
                                    f"{limits.max_request_bytes} bytes (STATEFUN_MAX_REQUEST_BYTES)")
 
-    def _refusing(self, status: int, reason: str, text: str) -> None:
+    def _refusing(self, status: int | None, reason: str, text: str) -> None:
         """Stop parsing from within a parser callback; ``data_received`` answers ``status``."""
         self._refusal = (status, reason, text)
         raise _Refused(reason)
 
-    def _refuse(self, status: int, reason: str, text: str) -> None:
-        """Answer ``status`` with ``text`` (unless an answer is under way), close, count and log (throttled)."""
+    def _refuse(self, status: int | None, reason: str, text: str) -> None:
+        """Answer ``status`` with ``text`` (unless it is None, or an answer is under way), close, count and
+        log (throttled)."""
         self._count_and_log(status, reason, text)
         transport = self.transport
         if transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if status is not None and (cycle is None or cycle.response_complete or not cycle.response_started):
             body = (text + "\n").encode("utf-8", "replace")
             transport.write(b"".join([
                 STATUS_LINE[status],
@@ -397,7 +408,9 @@ class HttpProtocol(HttpToolsProtocol):
                 b"connection: close\r\n\r\n", body]))
         transport.close()
 
-    def _count_and_log(self, status: int, reason: str, text: str) -> None:
+    def _count_and_log(self, status: int | None, reason: str, text: str) -> None:
+        """Count a refusal, and log it unless one of its reason was logged in the last 10 s; ``status`` is
+        what was answered, None when the connection was closed without an answer."""
         count_refusal(reason)
         logged, suppressed = _LOG_THROTTLE.check(reason)
         if logged:
@@ -405,9 +418,25 @@ class HttpProtocol(HttpToolsProtocol):
                 "status": status, "reason": reason, "client": _client_host(self.client),
                 "refusals_not_logged": suppressed})
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._write_paused_since = self.loop.time()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_paused_since = None
+
     def check_deadlines(self, now: float) -> None:
-        """Close the connection if its head is late or its body has stalled (see :func:`enforce_deadlines`)."""
+        """Close the connection if its head is late, or a body, the request's or the answer's, has stalled
+        (see :func:`enforce_deadlines`)."""
         limits = self.limits
+        paused = self._write_paused_since
+        if paused is not None and now - paused > limits.body_stall_timeout:
+            # NOTE: abort, not close: close would wait for the client to read what is buffered, for ever.
+            self._count_and_log(None, "response_stall", f"the client read none of its answer for "
+                                f"{limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+            self.transport.abort()
+            return
         if self.transport.is_closing():
             return
         if self._head_since is not None:
@@ -417,7 +446,7 @@ class HttpProtocol(HttpToolsProtocol):
                                  f"the request head did not arrive within {limits.header_timeout:g} s "
                                  f"(STATEFUN_HEADER_TIMEOUT)")
                 else:  # NOTE: nothing was asked; an answer could be taken for the one to a request in flight
-                    self._count_and_log(408, "header_timeout", "a connection sent nothing within "
+                    self._count_and_log(None, "header_timeout", "a connection sent nothing within "
                                         f"{limits.header_timeout:g} s (STATEFUN_HEADER_TIMEOUT)")
                     self.transport.close()
             return
@@ -426,6 +455,12 @@ class HttpProtocol(HttpToolsProtocol):
                 and now - self._last_read > limits.body_stall_timeout):
             self._refuse(408, "body_stall",
                          f"no request body byte for {limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+
+
+MAX_PIPELINED = 64
+"""Requests a connection may send ahead of their answers. uvicorn queues each one parsed (its scope, headers
+and cycle, a few KiB) and pauses reading only after the whole packet is parsed: without a bound, 256 KiB of
+minimal requests would queue ~14,000 of them per connection. The runtime's HTTP clients never pipeline."""
 
 
 def _client_host(client: tuple[str, int] | None) -> str | None:

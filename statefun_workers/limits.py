@@ -7,7 +7,7 @@ resource                    bound
 ==========================  ==================================================================================
 header bytes, header count  ``max_header_bytes``, ``max_headers``: 431, connection closed
 time to send the head       ``header_timeout``: connection closed (a silent or byte-a-second client included)
-time between body bytes     ``body_stall_timeout``: connection closed
+time between body bytes     ``body_stall_timeout``, request or answer: connection closed
 open connections            ``max_connections`` per worker: 503 and closed at once (never a silent reset)
 declared body length        ``max_request_bytes``: 413 before any body is read, 100-continue or not
 request bytes held at once  ``max_buffered_bytes`` per worker: 503, so the runtime retries on another worker
@@ -45,8 +45,10 @@ REFUSAL_REASONS = (
     "header_too_large",       # the head grew past max_header_bytes (431)
     "too_many_headers",       # more than max_headers header lines (431)
     "header_timeout",         # the head did not arrive within header_timeout (closed)
-    "body_stall",             # no body byte for body_stall_timeout (closed)
+    "body_stall",             # no request body byte for body_stall_timeout (408, closed)
+    "response_stall",         # the client read nothing of its answer for body_stall_timeout (aborted)
     "too_many_connections",   # over max_connections (503, closed)
+    "pipeline_too_deep",      # over http_protocol.MAX_PIPELINED requests queued on one connection (closed)
     "http_version",           # not HTTP/1.0 or HTTP/1.1 (505)
     "transfer_coding",        # a transfer coding other than chunked (501)
     "body_too_large",         # Content-Length over max_request_bytes, seen in the head (413)

@@ -31,6 +31,7 @@ from statefun_workers.errors import (
     OverloadedError,
     RequestTooLargeError,
     StatefunError,
+    WorkerStoppingError,
 )
 from statefun_workers.handler import BLOCKING, Batch, BatchResult
 from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, BufferBudget, release_memory
@@ -176,16 +177,26 @@ class FunctionResource:
         try:
             return await self._finish(batch)
         except asyncio.CancelledError as ex:
-            why = ex.args[0] if ex.args else None
-            if why != _BATCH_TIMEOUT and why != CLIENT_GONE:
-                raise  # the worker is shutting down
-            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled here
+            # NOTE: every cancellation ends here, answered: the deadline's, the client's, and the one uvicorn
+            #   sends when the graceful shutdown runs out (re-raised, it would be logged with a traceback per
+            #   batch and answered 500). Nothing awaits this task but uvicorn, which only wants it to end.
+            if hasattr(task, "uncancel"):  # Python 3.11+
                 task.uncancel()
+            why = ex.args[0] if ex.args else None
+            function = batch.function
             if why == _BATCH_TIMEOUT:
                 return RequestReplyHandler.timed_out(batch, self._timeout)
-            return RequestReplyHandler.stopped(batch, ClientGoneError(
-                "the client closed the connection before the answer; the batch was stopped",
-                typename=batch.function.typename, id=batch.context._id))
+            if function.blocking:
+                BLOCKING.abandon()
+            if why == CLIENT_GONE:
+                error: StatefunError = ClientGoneError(
+                    "the client closed the connection before the answer; the batch was stopped",
+                    typename=function.typename, id=batch.context._id)
+            else:
+                error = WorkerStoppingError(
+                    "the worker stopped this batch at the end of its graceful shutdown (STATEFUN_GRACEFUL_TIMEOUT)",
+                    typename=function.typename, id=batch.context._id)
+            return RequestReplyHandler.stopped(batch, error)
         finally:
             timer.cancel()
             del scope[CANCEL_ON_DISCONNECT]

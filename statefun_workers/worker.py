@@ -8,6 +8,9 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
   (``http_protocol``: one write per response, header checks remembered, one keep-alive timer per idle period);
 * uvicorn's proxy-headers middleware is off: it rewrites the client address from ``X-Forwarded-For``, which
   nothing here reads (the runtime calls the Service directly), and it cost ~3% of a greeter request;
+* the protocol enforces the bounds of ``statefun_workers.limits`` (header size and time, body stalls,
+  connections: the count capped by the descriptor limit), with the time limits checked by one sweep every
+  half second from ``on_tick`` rather than a timer per request; large freed buffers go back to the system;
 * SIGTERM first turns ``/readyz`` to 503 and, with ``STATEFUN_DRAIN_SECONDS`` > 0, keeps serving for that
   long so that Kubernetes can take the pod out of its Service before the worker stops accepting; then
   uvicorn's graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;

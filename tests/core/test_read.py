@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
-from google.protobuf.message import DecodeError
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from fuzz import oracle
+from fuzz.oracle import protobufs
 from statefun_workers import _read, _wire
 from statefun_workers._proto.request_reply_pb2 import ToFunction, TypedValue
 from statefun_workers._read import read_to_function, read_with_protobuf
@@ -16,42 +17,9 @@ text = st.text(max_size=12) | st.text(min_size=130, max_size=200)
 blob = st.binary(max_size=12) | st.binary(min_size=130, max_size=300)
 
 
-def address_view(address):
-    return (address.namespace, address.type, address.id)
-
-
-def value_view(value):
-    return (value.typename, value.has_value, bytes(value.value))
-
-
-READERS = [read_to_function, read_with_protobuf]
-
-
 def ours(data: bytes, reader=read_to_function):
-    """Our reading, as plain data; or the string 'error'."""
-    try:
-        batch = reader(data)
-    except ValueError:
-        return "error"
-    state = [(name, None if value is None else value_view(value)) for name, value in batch.state]
-    invocations = [(None if i.caller is None else address_view(i.caller), value_view(i.argument))
-                   for i in batch.invocations]
-    forwarded = [TypedValue.FromString(i.argument.payload).SerializeToString() for i in batch.invocations]
-    return batch.present, address_view(batch.target), state, invocations, forwarded
-
-
-def protobufs(data: bytes):
-    """protobuf's reading, as the same plain data; or 'error'."""
-    try:
-        request = ToFunction.FromString(data)
-    except DecodeError:
-        return "error"
-    batch = request.invocation
-    state = [(p.state_name, value_view(p.state_value) if p.HasField("state_value") else None) for p in batch.state]
-    invocations = [(address_view(i.caller) if i.HasField("caller") else None, value_view(i.argument))
-                   for i in batch.invocations]
-    forwarded = [i.argument.SerializeToString() for i in batch.invocations]
-    return request.HasField("invocation"), address_view(batch.target), state, invocations, forwarded
+    """Our reading, as plain data; or the string 'refused'."""
+    return oracle.ours(data, reader)
 
 
 addresses = st.tuples(text, text, text)

@@ -73,3 +73,10 @@ def hang_blocking(context: Context, message: Message) -> None:
 @functions.bind(typename="test/fail-often")
 def fail_often(context: Context, message: Message) -> None:
     raise LookupError("another kind of failure")
+
+
+@functions.bind(typename="test/big-answer")
+def big_answer(context: Context, message: Message) -> None:
+    """``"<bytes>"``: answer with an egress record of that many bytes."""
+    size = int(message.as_string())
+    context.send_egress(kafka_egress_message(typename="test/egress", topic="big", key="k", value=b"x" * size))

@@ -284,3 +284,66 @@ def test_large_bodies_are_given_back_to_the_system_after_their_batches(one_worke
         thread.join(60)
     serves(server)
     assert rss_bytes(pid) - before < 16 << 20, (before, rss_bytes(pid))  # 6 bodies of 24 MiB held at once
+
+
+def test_sigterm_with_a_hung_async_batch_answers_503_and_stops_in_the_grace_period(
+        one_worker: Callable[..., Server], tmp_path: Path) -> None:
+    server = one_worker(STATEFUN_GRACEFUL_TIMEOUT="2")  # the batch timeout (30 s) is longer
+    marker = str(tmp_path / "term")
+    answer: list[tuple[int, bytes]] = []
+
+    def post() -> None:
+        status, _, body = server.post(to_function("test/hang", "t1", [string_arg(marker)]))
+        answer.append((status, body))
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    poll(lambda: os.path.exists(marker + ".started"))
+    stopping = time.monotonic()
+    server.signal(15)
+    server.proc.wait(timeout=15)
+    poster.join(5)
+    assert time.monotonic() - stopping < 2 + 2 + 1  # graceful timeout + the master's margin
+    assert answer and answer[0][0] == 503 and b"worker_stopping" in answer[0][1]
+    assert os.path.exists(marker + ".cancelled")
+    no_tracebacks(server)
+    assert "SIGKILL" not in server.log()
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off(one_worker: Callable[..., Server]) -> None:
+    server = one_worker(STATEFUN_BODY_STALL_TIMEOUT="1")
+    body = to_function("test/big-answer", "a1", [string_arg(str(32 << 20))])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"POST /statefun HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        # Read nothing: the answer fills the socket buffers, the worker's transport pauses, and then gives up.
+        assert poll(lambda: metric(server, "statefun_connections_refused_total", reason="response_stall") == 1,
+                    timeout=10)
+    serves(server)
+    no_tracebacks(server)
+
+
+def test_a_connection_pipelining_too_many_requests_is_closed(one_worker: Callable[..., Server]) -> None:
+    server = one_worker()
+    (pid,) = server.worker_pids()
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    response = exchange(server, request * 5000)
+    assert response.count(b"HTTP/1.1 200") <= 65  # closed at once: at most the queued ones were answered
+    assert metric(server, "statefun_connections_refused_total", reason="pipeline_too_deep") == 1
+    serves(server)
+    assert server.worker_pids() == {pid}
+
+
+def test_endless_trailers_of_a_chunked_body_are_refused(one_worker: Callable[..., Server]) -> None:
+    server = one_worker(STATEFUN_MAX_HEADERS="20")
+    trailers = b"".join(b"X-T%d: v\r\n" % i for i in range(20_000))
+    response = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        try:
+            sock.sendall(b"POST /statefun HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"1\r\n\0\r\n0\r\n" + trailers)
+        except OSError:
+            pass
+        response = read_until_closed(sock)
+    assert metric(server, "statefun_connections_refused_total", reason="too_many_headers") == 1, response[:200]
+    serves(server)
