@@ -11,6 +11,9 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
 * the protocol enforces the bounds of ``statefun_workers.limits`` (header size and time, body stalls,
   connections: the count capped by the descriptor limit), with the time limits checked by one sweep every
   half second from ``on_tick`` rather than a timer per request; large freed buffers go back to the system;
+* TLS (``STATEFUN_TLS_*``) goes on the function port only, and ``STATEFUN_ADMIN_PORT`` is served plain with
+  the probes and ``/metrics`` alone (``statefun_workers.tls``), where gunicorn's own certfile would wrap every
+  socket; the worker serves those sockets with its own listeners, sharing uvicorn's protocol and state;
 * SIGTERM first turns ``/readyz`` to 503 and, with ``STATEFUN_DRAIN_SECONDS`` > 0, keeps serving for that
   long so that Kubernetes can take the pod out of its Service before the worker stops accepting; then
   uvicorn's graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;
