@@ -10,8 +10,9 @@ port:
 * the sockets of ``STATEFUN_ADMIN_PORT`` stay plain HTTP and get a second app with only ``/healthz``,
   ``/readyz`` and ``/metrics`` (``server.create_admin_app``), so a batch can never arrive without TLS.
 
-Both are served by the same uvicorn server state, so a graceful shutdown closes admin connections too. With
-neither TLS nor an admin port set, none of this runs: the sockets and the request path are uvicorn's as before.
+Both are served by :class:`Listener` with the same uvicorn server state, so a graceful shutdown closes their
+connections too. With neither TLS nor an admin port set, none of this runs: uvicorn serves gunicorn's sockets
+and the request path is as before.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from uvicorn.server import ServerState
 from statefun_workers.errors import ConfigurationError
 from statefun_workers.settings import Settings
 
-__all__ = ["AdminPort", "server_context", "split_sockets"]
+__all__ = ["Listener", "server_context", "split_sockets"]
 
 
 def server_context(settings: Settings) -> ssl.SSLContext | None:
@@ -85,24 +86,34 @@ def _port(sock: Any) -> int | None:
     return address[1] if isinstance(address, tuple) else None  # a Unix socket's address is its path
 
 
-class AdminPort:
-    """The admin sockets, served plain with the admin app by the HTTP protocol of ``config``."""
+class Listener:
+    """Sockets that the worker serves beside uvicorn's own: the TLS function sockets, or the plain admin ones.
 
-    def __init__(self, sockets: Sequence[Any], config: Config) -> None:
+    uvicorn would serve the TLS sockets too, but it cannot bound their handshake: the event loop's default
+    allows 60 s, during which a connection is not yet one the HTTP protocol sees, limits or counts. Here the
+    handshake gets ``handshake_timeout`` (``STATEFUN_HEADER_TIMEOUT``), since it is part of receiving the head.
+    """
+
+    def __init__(self, sockets: Sequence[Any], config: Config, context: ssl.SSLContext | None = None,
+                 handshake_timeout: float | None = None) -> None:
         self._sockets = list(sockets)
         self._config = config
+        self._context = context
+        self._handshake_timeout = handshake_timeout if context is not None else None
         if not config.loaded:
             config.load()
 
-    async def listen(self, state: ServerState) -> list[asyncio.Server]:
-        """Start accepting on every admin socket; connections join ``state``, the function server's."""
+    async def listen(self, state: ServerState, app_state: dict[str, Any]) -> list[asyncio.Server]:
+        """Start accepting on every socket; connections join ``state``, the uvicorn server's, so that its
+        shutdown closes them, and its connection limit counts them."""
         loop = asyncio.get_running_loop()
         config = self._config
 
         def protocol() -> asyncio.Protocol:
             made: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
-                config=config, server_state=state, app_state={}, _loop=loop)
+                config=config, server_state=state, app_state=app_state, _loop=loop)
             return made
 
-        return [await loop.create_server(protocol, sock=sock, ssl=None, backlog=config.backlog)
+        return [await loop.create_server(protocol, sock=sock, ssl=self._context, backlog=config.backlog,
+                                         ssl_handshake_timeout=self._handshake_timeout)
                 for sock in self._sockets]

@@ -11,6 +11,9 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
 * the protocol enforces the bounds of ``statefun_workers.limits`` (header size and time, body stalls,
   connections: the count capped by the descriptor limit), with the time limits checked by one sweep every
   half second from ``on_tick`` rather than a timer per request; large freed buffers go back to the system;
+* TLS (``STATEFUN_TLS_*``) goes on the function port only, and ``STATEFUN_ADMIN_PORT`` is served plain with
+  the probes and ``/metrics`` alone (``statefun_workers.tls``), where gunicorn's own certfile would wrap every
+  socket; the worker serves those sockets with its own listeners, sharing uvicorn's protocol and state;
 * SIGTERM first turns ``/readyz`` to 503 and, with ``STATEFUN_DRAIN_SECONDS`` > 0, keeps serving for that
   long so that Kubernetes can take the pod out of its Service before the worker stops accepting; then
   uvicorn's graceful shutdown gives in-flight batches ``STATEFUN_GRACEFUL_TIMEOUT`` seconds to finish;
@@ -141,8 +144,9 @@ class StatefunWorker(UvicornWorker):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def _server(self) -> tuple[_DrainingServer, list[Any]]:
-        """The uvicorn server and the sockets it serves the app on, with TLS when it is configured; the sockets
-        of ``STATEFUN_ADMIN_PORT``, when set, get a plain listener with only the probes and /metrics (``tls``)."""
+        """The uvicorn server and the sockets it serves itself. With TLS or an admin port (``tls``), the worker
+        serves those sockets with its own listeners instead: the function sockets with TLS, the sockets of
+        ``STATEFUN_ADMIN_PORT`` plain, with an app of only the probes and /metrics."""
         settings = self._settings
         try:
             context = tls.server_context(settings)
@@ -151,32 +155,35 @@ class StatefunWorker(UvicornWorker):
             # NOTE: a worker that cannot boot this way never will: the boot error code stops the whole pool.
             self.log.error("%s", ex)
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        if context is None and not admin_sockets:
+            return _DrainingServer(self.config, PROCESS_READINESS, settings.drain_seconds), sockets
+        listeners = []
         if context is not None:
-            # NOTE: uvicorn builds config.ssl when it loads the config, and uses it for every socket it serves.
-            self.config.load()
-            self.config.ssl = context
+            listeners.append(tls.Listener(sockets, self.config, context, settings.header_timeout))
+            sockets = []
             self.log.info("functions served over TLS%s", ", client certificates required"
                           if context.verify_mode == ssl.CERT_REQUIRED else "")
-        if not admin_sockets:
-            return _DrainingServer(self.config, PROCESS_READINESS, settings.drain_seconds), sockets
-        # NOTE: the same HTTP protocol class as the function port, with its header, time and connection limits.
-        admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
-                              timeout_keep_alive=self.config.timeout_keep_alive,
-                              **{**self.CONFIG_KWARGS, "http": self.config.http, "lifespan": "off"})
-        admin = tls.AdminPort(admin_sockets, admin_config)
-        return _AdminPortServer(self.config, PROCESS_READINESS, settings.drain_seconds, admin), sockets
+        if admin_sockets:
+            # NOTE: the function port's HTTP protocol class, with its header, time and connection limits.
+            admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
+                                  timeout_keep_alive=self.config.timeout_keep_alive,
+                                  **{**self.CONFIG_KWARGS, "http": self.config.http, "lifespan": "off"})
+            listeners.append(tls.Listener(admin_sockets, admin_config))
+        return _ListeningServer(self.config, PROCESS_READINESS, settings.drain_seconds, listeners), sockets
 
 
-class _AdminPortServer(_DrainingServer):
-    """The draining server that, once started, also accepts on the plain admin port."""
+class _ListeningServer(_DrainingServer):
+    """The draining server that, once started, also accepts on the worker's own listeners (``tls``)."""
 
-    def __init__(self, config: Config, readiness: Readiness, drain_seconds: float, admin: tls.AdminPort) -> None:
+    def __init__(self, config: Config, readiness: Readiness, drain_seconds: float,
+                 listeners: list[tls.Listener]) -> None:
         super().__init__(config, readiness, drain_seconds)
-        self._admin = admin
+        self._listeners = listeners
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            # NOTE: uvicorn's shutdown closes every server in self.servers, and the admin connections share
-            #   server_state with the function ones, so they are closed and waited for the same way.
-            self.servers.extend(await self._admin.listen(self.server_state))
+            # NOTE: uvicorn's shutdown closes every server in self.servers, and these connections share
+            #   server_state with uvicorn's own, so they are closed and waited for the same way.
+            for listener in self._listeners:
+                self.servers.extend(await listener.listen(self.server_state, self.lifespan.state))

@@ -11,9 +11,11 @@ import http.client
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -284,3 +286,15 @@ def test_the_admin_port_has_the_function_port_s_http_limits(mtls_server: Server)
         assert conn.getresponse().status == 431
     finally:
         conn.close()
+
+
+def test_a_client_that_never_finishes_the_handshake_is_closed_after_the_head_timeout(
+        start_server: Callable[..., Server], certs) -> None:
+    """A TLS handshake is part of receiving the request head: STATEFUN_HEADER_TIMEOUT bounds it too, not the
+    event loop's 60 s."""
+    server = start_server(workers=1, client_tls=client(certs, None), STATEFUN_HEADER_TIMEOUT="1",
+                          **tls_env(certs, mtls=False))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
+        started = time.monotonic()
+        assert silent.recv(1) == b""  # closed by the server, with nothing sent
+        assert time.monotonic() - started < 5
