@@ -24,6 +24,7 @@ Why a subclass of ``uvicorn_worker.UvicornWorker`` rather than the class itself:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
 import signal
@@ -164,12 +165,29 @@ class StatefunWorker(UvicornWorker):
             self.log.info("functions served over TLS%s", ", client certificates required"
                           if context.verify_mode == ssl.CERT_REQUIRED else "")
         if admin_sockets:
-            # NOTE: the function port's HTTP protocol class, with its header, time and connection limits.
+            # NOTE: the function port's HTTP protocol class, with its header and time limits, and room for
+            #   ADMIN_CONNECTIONS more connections, so that a flood of the function port leaves the kubelet's
+            #   probes and Prometheus's scrapes their way in (a failed liveness probe would restart the pod).
             admin_config = Config(app=create_admin_app(PROCESS_READINESS), log_config=None,
                                   timeout_keep_alive=self.config.timeout_keep_alive,
-                                  **{**self.CONFIG_KWARGS, "http": self.config.http, "lifespan": "off"})
+                                  **{**self.CONFIG_KWARGS, "http": _admin_protocol(self.config.http),
+                                     "lifespan": "off"})
             listeners.append(tls.Listener(admin_sockets, admin_config))
         return _ListeningServer(self.config, PROCESS_READINESS, settings.drain_seconds, listeners), sockets
+
+
+ADMIN_CONNECTIONS = 16
+"""Connections the admin port may open beyond ``STATEFUN_MAX_CONNECTIONS`` (within the descriptors kept spare)."""
+
+
+def _admin_protocol(protocol: Any) -> Any:
+    """The function port's protocol class with ``ADMIN_CONNECTIONS`` more connections allowed."""
+    limits = getattr(protocol, "limits", None)
+    if limits is None:  # uvicorn's own protocol (no httptools): no connection bound to widen
+        return protocol
+    from statefun_workers.http_protocol import limited  # noqa: PLC0415
+
+    return limited(dataclasses.replace(limits, max_connections=limits.max_connections + ADMIN_CONNECTIONS))
 
 
 class _ListeningServer(_DrainingServer):

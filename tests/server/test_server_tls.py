@@ -298,3 +298,20 @@ def test_a_client_that_never_finishes_the_handshake_is_closed_after_the_head_tim
         started = time.monotonic()
         assert silent.recv(1) == b""  # closed by the server, with nothing sent
         assert time.monotonic() - started < 5
+
+
+def test_a_flood_of_the_function_port_leaves_the_admin_port_room(start_server: Callable[..., Server]) -> None:
+    server = start_server(workers=1, STATEFUN_ADMIN_PORT=str(free_port()), STATEFUN_MAX_CONNECTIONS="4")
+    held = [server.connect() for _ in range(4)]
+    try:
+        for conn in held:
+            assert server.post(greeter_request("held"), conn=conn)[0] == 200
+        assert server.post(greeter_request("one too many"))[0] == 503  # the function port is full
+        admin = server.connect(admin=True)
+        try:
+            assert server.get("/healthz", admin)[0] == 200  # the probe still gets in
+        finally:
+            admin.close()
+    finally:
+        for conn in held:
+            conn.close()
