@@ -31,6 +31,7 @@ import math as _math
 import os as _os
 from typing import Any as _Any
 
+from statefun_workers import build_info as _build_info
 from statefun_workers.cpu import available_cpus as _available_cpus
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
 from statefun_workers.settings import Settings as _Settings
@@ -86,8 +87,10 @@ def on_starting(server: _Any) -> None:
 
 
 def when_ready(server: _Any) -> None:
-    """Master, app loaded, before the first fork: move what exists now out of the GC's reach, so the pages
-    the workers share are not copied when a collection touches their object headers."""
+    """Master, app loaded, before the first fork: log what runs (version, compiled, typenames), and move what
+    exists now out of the GC's reach, so the pages the workers share are not copied when a collection touches
+    their object headers."""
+    _build_info.log_start()
     _gc.freeze()
     _forward("when_ready", server)
 

@@ -19,6 +19,9 @@ COMPILED = ["_wire", "types", "messages", "egress", "context", "_dispatch", "cel
 
 
 def test_setup_py_and_makefile_name_the_same_compiled_modules():
+    from statefun_workers.build_info import COMPILED_MODULES
+
+    assert tuple(COMPILED) == COMPILED_MODULES, "statefun_workers/build_info.py lists other modules"
     setup = (ROOT / "setup.py").read_text()
     makefile = (ROOT / "Makefile").read_text()
     for name in COMPILED:

@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMPILED = ["_wire", "types", "messages", "egress", "context", "_dispatch", "cells", "_read", "_tally", "_json"]
-"""The modules setup.py compiles (tests/test_compiled.py checks setup.py names the same)."""
 
 
 def run(args: list[str], *, timeout: float = 900, check: bool = True,
