@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.server.conftest import Server, free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["Served", "build_info_sample", "free_port"]
 
 
-class Served:
-    """``argv`` running in its own session with output to ``log_path``; ``port`` is where it should listen."""
+class Served(Server):
+    """``argv`` running in its own session with output to ``log_path``; ``port`` is where it should listen.
+
+    Stopping, logs and HTTP are the server tests' (``tests/server/conftest.py``); only the start differs.
+    """
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, port: int,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None) -> None:  # NOTE: not Server's: that one starts the repository's app
+        self.workers = 0
         self.port = port
         self.log_path = log_path
         self._log = open(log_path, "wb")
@@ -47,18 +44,6 @@ class Served:
                 pytest.fail(f"not ready within {timeout} s:\n{self.log()}")
             time.sleep(0.1)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/octet-stream"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        return self.request("GET", path)
-
     def terminate(self, timeout: float) -> float:
         """SIGTERM; the seconds until the process exited (fails the test past ``timeout``)."""
         started = time.monotonic()
@@ -68,30 +53,6 @@ class Served:
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {timeout} s after SIGTERM:\n{self.log()}")
         return time.monotonic() - started
-
-    def stop(self) -> None:
-        """Whatever state it is in: SIGTERM, then SIGKILL to the whole session."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    pass
-        finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if self.proc.poll() is None:
-                self.proc.wait(timeout=10)
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_records(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
 
     def start_record(self) -> dict[str, object]:
         """The master's one line about what it runs (statefun_workers.build_info.log_start)."""

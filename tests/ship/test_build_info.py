@@ -46,7 +46,7 @@ def _check(served: Served, compiled: str) -> None:
     assert isinstance(build, dict) and {k: build[k] for k in expected} == expected
     assert build["protobuf_backend"] in ("upb", "cpp", "python")
     assert f"compiled={compiled}" in str(record["msg"]) and EXAMPLE_TYPENAMES in str(record["msg"])
-    status, body = served.get("/metrics")
+    status, _, body = served.get("/metrics")
     assert status == 200
     assert build_info_sample(body.decode()) == build
 
