@@ -35,6 +35,7 @@ from statefun_workers import build_info as _build_info
 from statefun_workers.cpu import available_cpus as _available_cpus
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
 from statefun_workers.settings import Settings as _Settings
+from statefun_workers.startup import reported_start_errors as _reported_start_errors
 
 # NOTE: gunicorn reads every global of this module whose name is a setting (with `python:`), and `import *`
 #   copies `__all__`; helpers are therefore `_`-prefixed.
@@ -48,7 +49,8 @@ __all__ = [
 _SHUTDOWN_MARGIN_SECONDS = 2
 """Time the master adds after drain + graceful, so the worker can cancel leftovers and exit on its own."""
 
-_settings = _Settings.from_env()
+with _reported_start_errors():  # a bad variable: one log line and exit 1, not gunicorn's traceback
+    _settings = _Settings.from_env()
 
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.web_concurrency or _available_cpus()

@@ -17,7 +17,9 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from .conftest import COMPILED, REPO, clean_env, copy_checkout, run
+from statefun_workers.build_info import COMPILED_MODULES as COMPILED
+
+from .conftest import REPO, clean_env, copy_checkout, run
 
 pytestmark = pytest.mark.slow
 
