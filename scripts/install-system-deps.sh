@@ -7,10 +7,15 @@ command -v promtool >/dev/null || need+=(prometheus)
 # protoc 3.21 regenerates statefun_workers/_proto; the drift test runs it (scripts/gen_protos.py also takes
 # $STATEFUN_PROTOC, or grpcio-tools 1.49 on Python <= 3.11)
 "${STATEFUN_PROTOC:-protoc}" --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || need+=(protobuf-compiler)
+# tests/ship/test_image.py builds and runs the container image: podman with Debian's runc, and debootstrap to
+# make its base images from Debian packages (no container registry needed)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool and" \
-      "protoc 3.21, as in Debian 12)" >&2
+    echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool," \
+      "protoc 3.21, podman, runc and debootstrap, as in Debian 12)" >&2
     exit 1
   fi
   apt-get update -qq

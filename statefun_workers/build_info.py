@@ -97,3 +97,13 @@ class BuildInfoCollector:
                                    labels=list(facts))
         family.add_metric(list(facts.values()), 1.0)
         yield family
+
+
+if __name__ == "__main__":
+    # `python -m statefun_workers.build_info`: the facts as JSON; exit status 1 for a pure-Python install
+    # that was not asked for (the image build runs it as a check).
+    import json
+
+    print(json.dumps(labels()))
+    if not compiled() and os.environ.get("STATEFUN_WORKERS_PURE_PYTHON") != "1":
+        raise SystemExit("statefun-workers: the pure-Python modules are installed, not the compiled ones")

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from . import StatefulFunctions, build_info
 from .errors import ConfigurationError
@@ -61,9 +62,10 @@ def _check(spec: str) -> None:
         kind = "async" if function.is_async else "sync, blocking" if function.blocking else "sync"
         print(f"  {typename} ({kind})")
         for spec_ in function.specs:
-            ttl = (f", expires {spec_.duration} ms after the last call" if spec_.after_call
-                   else f", expires {spec_.duration} ms after the last write" if spec_.after_write else "")
-            print(f"    state {spec_.name}: {spec_.type.typename}{ttl}")
+            ttl = timedelta(milliseconds=spec_.duration)
+            ttl_text = (f", expires {ttl} after the last call" if spec_.after_call
+                        else f", expires {ttl} after the last write" if spec_.after_write else "")
+            print(f"    state {spec_.name}: {spec_.type.typename}{ttl_text}")
 
 
 def _duration(seconds: int) -> str:

@@ -9,6 +9,7 @@ gets no hint at all. :func:`reported_start_errors` turns any exception during st
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import logging.config
 import os
@@ -23,10 +24,15 @@ __all__ = ["describe", "reported_start_errors"]
 
 log = logging.getLogger(f"{LOGGER_NAME}.start")
 
+_IMPORT_MACHINERY = os.path.dirname(importlib.__file__) + os.sep
+"""Frames in here only say that an import failed, not where."""
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-def _where(ex: BaseException) -> str:
+
+def _where(ex: BaseException, skip: tuple[str, ...] = ()) -> str:
     """`` (at file:line)``: the innermost frame of a source file (not the import machinery's) that raised."""
-    frames = [f for f in traceback.extract_tb(ex.__traceback__) if not f.filename.startswith("<")]
+    frames = [f for f in traceback.extract_tb(ex.__traceback__)
+              if not f.filename.startswith(("<", _IMPORT_MACHINERY, *skip))]
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
@@ -36,7 +42,7 @@ def describe(ex: BaseException) -> tuple[str, str]:
     missing = ex.__cause__ if isinstance(ex.__cause__, ImportError) else ex if isinstance(ex, ImportError) else None
     if missing is not None:
         if isinstance(ex, ConfigurationError) and missing.__traceback__ is not None:
-            cause += _where(missing)
+            cause += _where(missing, skip=(_PACKAGE,))  # where the user's module imports what is missing
         path = list(dict.fromkeys(entry or os.getcwd() for entry in sys.path))
         name = repr(missing.name) if missing.name else "the module"
         hint = (f"install {name} or put the folder holding it on PYTHONPATH (now "

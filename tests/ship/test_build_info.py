@@ -18,7 +18,7 @@ import pytest
 import statefun_workers
 from examples import functions as example_functions
 
-from .conftest import REPO, clean_env
+from .conftest import REPO, clean_env, run
 from .serving import Served, build_info_sample, free_port
 
 pytestmark = pytest.mark.server
@@ -72,3 +72,8 @@ def test_the_pure_python_package_says_compiled_false_and_warns(tmp_path: Path) -
         assert len(warnings) == 1 and "pure-Python modules are running" in str(warnings[0]["msg"]), served.log()
     finally:
         served.stop()
+    # The image build's check: a pure-Python install fails it unless asked for.
+    check = [sys.executable, "-m", "statefun_workers.build_info"]
+    refused = run(check, env=clean_env(PYTHONPATH=str(source)), cwd=tmp_path, check=False)
+    assert refused.returncode == 1 and '"compiled": "false"' in refused.stdout, refused
+    run(check, env=clean_env(PYTHONPATH=str(source), STATEFUN_WORKERS_PURE_PYTHON="1"), cwd=tmp_path)
