@@ -863,7 +863,7 @@ def test_read_after_write_gives_the_stored_value(key, value):
 # encoded at every assignment; FLINK-27934 asked for the same change). For a user type (JSON, protobuf,
 # simple_type) this means: a read returns the same object for the rest of the batch, what is saved is the
 # object as it is when the batch ends, and a value the type cannot serialize fails the batch at its end.
-# README.md ("Migrating") and statefun_workers/storage.py say so.
+# README.md ("Differences from the official SDK") and statefun_workers/storage.py say so.
 
 
 def json_function(name, fun):
