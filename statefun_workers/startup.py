@@ -48,7 +48,7 @@ def describe(ex: BaseException) -> tuple[str, str]:
         hint = (f"install {name} or put the folder holding it on PYTHONPATH (now "
                 f"{os.environ.get('PYTHONPATH', 'unset')!r}); the module search path is {os.pathsep.join(path)}")
     elif isinstance(ex, ConfigurationError):
-        hint = "fix the setting named above (docs/server.md lists every variable)"
+        hint = "fix the setting named above (the README's \"Serving\" lists every variable and its default)"
     else:
         hint = "the error was raised by the code named above; STATEFUN_LOG_LEVEL=debug logs its traceback"
     return cause, hint

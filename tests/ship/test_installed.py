@@ -45,17 +45,6 @@ def test_the_installed_modules_are_compiled_and_not_the_checkout(installed: Path
         assert path.endswith(".so") and f"/{name}." in path and path.startswith(str(installed.parent)), path
 
 
-def _serve(argv: list[str], tmp_path: Path, user_dir: Path, **env: str) -> Served:
-    port = free_port()
-    workdir = tmp_path / "empty"
-    workdir.mkdir()
-    served = Served(argv + ["-b", f"127.0.0.1:{port}"] if "serve" in argv else argv,
-                    clean_env(PYTHONPATH=str(user_dir), WEB_CONCURRENCY="2", PORT=str(port), **env),
-                    tmp_path / "server.log", port, cwd=workdir)
-    served.wait_ready()
-    return served
-
-
 def _check_serving(served: Served, user_dir: Path) -> None:
     record = served.start_record()
     assert "compiled=true" in str(record["msg"]) and TYPENAMES in str(record["msg"]), record
@@ -73,8 +62,14 @@ def _check_serving(served: Served, user_dir: Path) -> None:
 
 
 def test_statefun_workers_serve(installed: Path, user_dir: Path, tmp_path: Path) -> None:
-    served = _serve([str(installed / "statefun-workers"), "serve", "mymodule:functions"], tmp_path, user_dir)
+    """The issue's "Done when": serve a PYTHONPATH module with the console script, from an empty directory."""
+    port = free_port()
+    (tmp_path / "empty").mkdir()
+    served = Served([str(installed / "statefun-workers"), "serve", "mymodule:functions", "-b", f"127.0.0.1:{port}"],
+                    clean_env(PYTHONPATH=str(user_dir), WEB_CONCURRENCY="2"), tmp_path / "server.log", port,
+                    cwd=tmp_path / "empty")
     try:
+        served.wait_ready()
         _check_serving(served, user_dir)
     finally:
         served.stop()
