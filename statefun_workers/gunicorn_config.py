@@ -1,8 +1,10 @@
 """gunicorn settings and hooks for serving statefun-workers.
 
-Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an installed package::
+Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an installed package (what
+``statefun-workers serve`` runs)::
 
-    gunicorn -c python:statefun_workers.gunicorn_config your_module:application
+    STATEFUN_FUNCTIONS=your_module:functions \
+        gunicorn -c python:statefun_workers.gunicorn_config statefun_workers.asgi:application
 
 Every setting comes from the environment through :class:`statefun_workers.settings.Settings` (names and
 defaults in ``docs/contracts.md``). Choices, and why:

@@ -35,8 +35,9 @@ def test_hot_modules_are_compiled():
     for name in COMPILED:
         module = importlib.import_module(f"statefun_workers.{name}")
         assert not module.__file__.endswith(".py"), (
-            f"statefun_workers.{name} runs as pure Python: the mypyc build failed (`pip install -v -e .` says "
-            f"why); without a C compiler, run the suite with STATEFUN_WORKERS_PURE_PYTHON=1")
+            f"statefun_workers.{name} runs as pure Python: this install was built without a C compiler or "
+            f"with STATEFUN_WORKERS_PURE_PYTHON=1 (`make build` rebuilds it); to test pure Python on purpose, "
+            f"run the suite with STATEFUN_WORKERS_PURE_PYTHON=1")
         assert os.path.exists(module.__file__), f"statefun_workers.{name}.__file__ = {module.__file__}"
 
 
