@@ -63,3 +63,9 @@ def test_app_py_only_reexports_the_packaged_application() -> None:
     statements = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     assert [ast.unparse(s) for s in statements] == ["from statefun_workers.asgi import application",
                                                     "__all__ = ['application']"]
+
+
+def test_python_dash_m_is_the_command() -> None:
+    done = run([sys.executable, "-m", "statefun_workers", "check", "examples.greeter"], env=clean_env(), cwd=REPO)
+    assert done.stdout.splitlines()[1:] == ["examples.greeter: 1 function(s)", "  example/greeter (sync)",
+                                            "    state seen: io.statefun.types/int"]
