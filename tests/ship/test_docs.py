@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -52,3 +53,11 @@ def test_nothing_points_outside_the_repository() -> None:
     found = run(["git", "grep", "--untracked", "-n", "-I", "-F", *sum((["-e", p] for p in outside), []), "--", ".",
                  ":!tests/ship/test_docs.py"], cwd=REPO, check=False)
     assert found.returncode == 1 and not found.stdout, found.stdout
+
+
+def test_the_quick_start_module_is_valid(tmp_path) -> None:
+    """The README's greeter.py, as a user copies it: `statefun-workers check` accepts it."""
+    (code,) = re.findall(r"```python\n# greeter\.py\n(.*?)```", README, flags=re.S)
+    (tmp_path / "greeter.py").write_text(code)
+    done = run([sys.executable, "-m", "statefun_workers", "check", "greeter:functions"], cwd=tmp_path)
+    assert done.stdout.splitlines()[2:] == ["  example/greeter (sync)", "    state seen: io.statefun.types/int"]
