@@ -11,11 +11,17 @@ COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.p
 
 .PHONY: serve runtime test test-fast build protos check-protos bench bench-peers fuzz system-deps clean
 
+# What serving needs, and nothing else (make serve).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# NOTE: dependencies only; the .compiled rule below builds the extensions, once.
+	STATEFUN_WORKERS_PURE_PYTHON=1 $(PY) -m pip install -q -e .
+	touch $@
+
+# The test toolchain on top (the official SDK, mypy, ruff, hadolint, build, twine...): make test and friends.
+$(VENV)/.test-installed: $(VENV)/.installed
 	STATEFUN_WORKERS_PURE_PYTHON=1 $(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -46,32 +52,32 @@ $(RUNNER): runtime/pom.xml $(shell find runtime/src -type f)
 runtime: $(RUNNER)
 	$(PYTHON) runtime/runner.py run $(RUNTIME_ARGS)
 
-test: $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps $(RUNNER)
+test: $(VENV)/.test-installed $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps $(RUNNER)
 	STATEFUN_PROTOC_CHECK=1 STATEFUN_PROTOBUF_MIN_PYTHON=$(CURDIR)/$(PROTOBUF_MIN_VENV)/bin/python \
 	$(PY) -m pytest
 
 # The suite without the tests that start servers (quick feedback while editing).
-test-fast: $(VENV)/.compiled
+test-fast: $(VENV)/.test-installed $(VENV)/.compiled
 	$(PY) -m pytest -m 'not server and not slow'
 
-protos: $(VENV)/.installed system-deps
+protos: $(VENV)/.test-installed system-deps
 	$(PY) scripts/gen_protos.py
 
-check-protos: $(VENV)/.installed system-deps
+check-protos: $(VENV)/.test-installed system-deps
 	$(PY) scripts/gen_protos.py --check
 
-bench: $(VENV)/.compiled
+bench: $(VENV)/.test-installed $(VENV)/.compiled
 	$(PY) benchmarks/handler_bench.py
 
 # Side by side with the official SDK (aiohttp, Flask), the JS SDK (Node) and the bare Falcon floor; installs
 # the peers, node's package and wrk (apt) into a cache on first use (benchmarks/README.md).
 BENCH_ARGS ?= --seconds 5 --rounds 3
-bench-peers: $(VENV)/.compiled
+bench-peers: $(VENV)/.test-installed $(VENV)/.compiled
 	$(PY) benchmarks/side_by_side.py $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of the handler, compiled and pure-Python, FUZZ_RUNS inputs each (docs/fuzzing.md).
 FUZZ_RUNS ?= 1000000
-fuzz: $(VENV)/.compiled
+fuzz: $(VENV)/.test-installed $(VENV)/.compiled
 	nice -n 10 $(PY) -m fuzz.campaign --runs $(FUZZ_RUNS)
 
 clean:

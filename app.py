@@ -1,13 +1,9 @@
-"""The ASGI application gunicorn serves: ``gunicorn -c gunicorn.conf.py app``.
+"""The ASGI application gunicorn serves from the repository: ``gunicorn -c gunicorn.conf.py app``.
 
-It serves the registries named by ``STATEFUN_FUNCTIONS`` (default: the example functions in ``examples/``).
-Importing it loads, merges and freezes them; with ``preload_app`` that happens once, in the master, before
-fork.
+It serves the registries named by ``STATEFUN_FUNCTIONS`` (default: the example functions in ``examples/``);
+the installed package's ``statefun_workers.asgi`` does the work (and says why on a failure to start).
 """
 
-from statefun_workers.loading import load_functions
-from statefun_workers.server import create_app
-from statefun_workers.settings import Settings
+from statefun_workers.asgi import application
 
-settings = Settings.from_env()
-application = create_app(load_functions(settings.functions), settings=settings)
+__all__ = ["application"]

@@ -2,9 +2,9 @@
 
 Usage: python benchmarks/handler_bench.py [--rounds N] [--seconds S]
 
-Both handlers serve the shared benchmark's workload (../shared/bench/bench_fns.py, written once against the
-official API) on the requests ../shared/bench/make_bodies.py writes: greeter (1 invocation), greeter-b10
-(a batch of 10) and cart (2 KB JSON state). Each handler runs ``await handle_async(body)`` on one event loop, as
+Both handlers serve the benchmark's workload (peers/workload.py, written once against the official API) on
+the requests side_by_side.py makes: greeter (1 invocation), greeter-b10 (a batch of 10) and cart (2 KB JSON
+state). Each handler runs ``await handle_async(body)`` on one event loop, as
 a server would, in alternating rounds; the figure is the median of the rounds, and the last line gives the
 ratios per batch (official time / ours), which is what the core issue's 3x target is about.
 """
@@ -16,20 +16,11 @@ import asyncio
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-SHARED_BENCH = pathlib.Path(__file__).resolve().parents[2] / "shared" / "bench"
+HERE = pathlib.Path(__file__).resolve().parent
 WORKLOADS = ("greeter", "greeter-b10", "cart")
-
-
-def bodies(workload: str, folder: pathlib.Path) -> list[bytes]:
-    target = folder / workload
-    if not target.exists():
-        subprocess.run([sys.executable, str(SHARED_BENCH / "make_bodies.py"), str(target), workload], check=True)
-    return [p.read_bytes() for p in sorted(target.glob("*.bin"))]
 
 
 async def per_batch_seconds(handler, requests: list[bytes], seconds: float) -> float:
@@ -52,9 +43,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
-    sys.path.insert(0, str(SHARED_BENCH))
-    import bench_fns  # the shared workload
+    sys.path[:0] = [str(HERE), str(HERE / "peers")]
     import statefun
+    import workload as bench_fns  # the benchmark's functions
+    from side_by_side import make_bodies
 
     import statefun_workers
 
@@ -66,17 +58,16 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, protobuf backend {api_implementation.Type()}")
     ratios = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for workload in WORKLOADS:
-            requests = bodies(workload, pathlib.Path(tmp))
-            rounds: dict[str, list[float]] = {name: [] for name in handlers}
-            for _ in range(args.rounds):
-                for name, handler in handlers.items():
-                    rounds[name].append(asyncio.run(per_batch_seconds(handler, requests, args.seconds)))
-            medians = {name: statistics.median(values) for name, values in rounds.items()}
-            for name, value in medians.items():
-                print(f"{workload:12} {name:17} {value * 1e6:8.1f} us/batch")
-            ratios.append(f"{workload}={medians['official'] / medians['statefun_workers']:.2f}")
+    for workload in WORKLOADS:
+        requests = make_bodies(workload)
+        rounds: dict[str, list[float]] = {name: [] for name in handlers}
+        for _ in range(args.rounds):
+            for name, handler in handlers.items():
+                rounds[name].append(asyncio.run(per_batch_seconds(handler, requests, args.seconds)))
+        medians = {name: statistics.median(values) for name, values in rounds.items()}
+        for name, value in medians.items():
+            print(f"{workload:12} {name:17} {value * 1e6:8.1f} us/batch")
+        ratios.append(f"{workload}={medians['official'] / medians['statefun_workers']:.2f}")
     print("handler speed-up (official/ours per batch): " + " ".join(ratios))
 
 

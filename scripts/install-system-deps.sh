@@ -12,10 +12,15 @@ command -v openssl >/dev/null || need+=(openssl)
 # Java 17 and Maven build and run the local StateFun runner (runtime/) that tests/runtime drives.
 command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
+# tests/ship/test_image.py builds and runs the container image: podman with Debian's runc, and debootstrap to
+# make its base images from Debian packages (no container registry needed)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool," \
-      "protoc 3.21, Java 17 and Maven, as in Debian 12)" >&2
+      "protoc 3.21, Java 17, Maven, podman, runc and debootstrap, as in Debian 12)" >&2
     exit 1
   fi
   apt-get update -qq

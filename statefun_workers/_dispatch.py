@@ -118,7 +118,7 @@ def prepare(by_type: dict[tuple[str, str], StatefulFunction], request_bytes: Any
     result = BatchResult(typename=function.typename, id=id, invocations=len(invocations))
 
     # NOTE: a state sent by name only (registered, but without a value) is present, not missing: asking
-    # for it again would make the runtime loop forever (../shared/protocol.md §7 item 3).
+    # for it again would make the runtime loop forever (docs/protocol.md, edge case 3).
     received: dict[str, Value | None] = {}
     read = 0
     for state_name, value in batch.state:

@@ -56,7 +56,7 @@ class Context:
     only if the whole batch succeeds.
 
     The effect methods check their arguments at the call, where the mistake is: the runtime would otherwise
-    fail the whole Flink job when it applies the response (../shared/protocol.md §7 items 19 and 21).
+    fail the whole Flink job when it applies the response (docs/protocol.md, edge cases 19 and 21).
     """
 
     __slots__ = ("_namespace", "_name", "_id", "_address", "_storage", "_invocation", "_caller",

@@ -10,7 +10,7 @@ from .messages import BuiltEgress, EgressMessage
 
 __all__ = ["kafka_egress_message", "kinesis_egress_message"]
 
-# NOTE: the runtime accepts exactly these typenames for the generic egresses (../shared/protocol.md §1.3).
+# NOTE: the runtime accepts exactly these typenames for the generic egresses (docs/protocol.md, "Egress records").
 KAFKA_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
 KINESIS_RECORD_TYPENAME = "type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord"
 

@@ -15,7 +15,7 @@
     └── FunctionError                      500: the function raised; the whole batch failed
         └── BatchTimeoutError              503: the batch ran past STATEFUN_BATCH_TIMEOUT; no effects
 
-Why these statuses (see ../shared/protocol.md §2.11 and §7 items 6, 12, 15): the runtime's default Netty
+Why these statuses (docs/protocol.md, "How the runtime treats answers"): the runtime's default Netty
 transport retries every non-2xx answer for up to its call budget (2 min) and then fails the Flink job; the
 OkHttp transport retries only 408/409/420/429/499 and 5xx, and fails the job at once on any other 4xx.
 

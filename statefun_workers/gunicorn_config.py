@@ -1,8 +1,10 @@
 """gunicorn settings and hooks for serving statefun-workers.
 
-Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an installed package::
+Use it from the repository (``gunicorn -c gunicorn.conf.py app``) or from an installed package (what
+``statefun-workers serve`` runs)::
 
-    gunicorn -c python:statefun_workers.gunicorn_config your_module:application
+    STATEFUN_FUNCTIONS=your_module:functions \
+        gunicorn -c python:statefun_workers.gunicorn_config statefun_workers.asgi:application
 
 Every setting comes from the environment through :class:`statefun_workers.settings.Settings` (names and
 defaults in ``docs/contracts.md``). Choices, and why:
@@ -29,14 +31,14 @@ import gc as _gc
 import importlib as _importlib
 import math as _math
 import os as _os
-import sys as _sys
 from typing import Any as _Any
 
+from statefun_workers import build_info as _build_info
 from statefun_workers import tls as _tls
 from statefun_workers.cpu import available_cpus as _available_cpus
-from statefun_workers.errors import ConfigurationError as _ConfigurationError
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
 from statefun_workers.settings import Settings as _Settings
+from statefun_workers.startup import reported_start_errors as _reported_start_errors
 
 # NOTE: gunicorn reads every global of this module whose name is a setting (with `python:`), and `import *`
 #   copies `__all__`; helpers are therefore `_`-prefixed.
@@ -50,21 +52,9 @@ __all__ = [
 _SHUTDOWN_MARGIN_SECONDS = 2
 """Time the master adds after drain + graceful, so the worker can cancel leftovers and exit on its own."""
 
-
-
-def _load_settings() -> _Settings:
-    """The settings, with the TLS files loaded once here so that a bad one stops the master before any fork;
-    a bad value ends the start with its one-line message instead of a traceback of this module."""
-    try:
-        settings = _Settings.from_env()
-        _tls.server_context(settings)
-    except _ConfigurationError as ex:
-        _sys.stderr.write(f"statefun-workers: {ex}\n")
-        raise SystemExit(1) from None
-    return settings
-
-
-_settings = _load_settings()
+with _reported_start_errors():  # a bad variable or TLS file: one log line and exit 1, not a traceback
+    _settings = _Settings.from_env()
+    _tls.server_context(_settings)  # loaded once here, so a bad file stops the master before any fork
 
 bind = [f"0.0.0.0:{_settings.port}"]
 if _settings.admin_port is not None:
@@ -106,8 +96,10 @@ def on_starting(server: _Any) -> None:
 
 
 def when_ready(server: _Any) -> None:
-    """Master, app loaded, before the first fork: move what exists now out of the GC's reach, so the pages
-    the workers share are not copied when a collection touches their object headers."""
+    """Master, app loaded, before the first fork: log what runs (version, compiled, typenames), and move what
+    exists now out of the GC's reach, so the pages the workers share are not copied when a collection touches
+    their object headers."""
+    _build_info.log_start()
     _gc.freeze()
     _forward("when_ready", server)
 

@@ -4,7 +4,7 @@ For each request: parse the ``ToFunction``; find the function bound to the targe
 state is absent from the request, answer ``IncompleteInvocationContext`` naming it (the runtime registers it and
 re-sends the same batch); otherwise run the function once per message, in order, with one shared context and
 storage, and answer one ``InvocationResponse`` with every effect. An exception anywhere fails the whole batch:
-nothing the function did is answered, and the runtime re-sends the batch later.
+nothing the function did is answered, and the runtime re-sends the batch later (docs/protocol.md, edge case 12).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.utils import floatToGoString
 
-from statefun_workers import multiprocess
+from statefun_workers import build_info, multiprocess
 from statefun_workers._tally import DURATION_BUCKETS, MAX_ERROR_REASONS, SIZE_BUCKETS, UNKNOWN, Tally, Totals
 from statefun_workers.handler import BLOCKING
 from statefun_workers.limits import REFUSALS
@@ -327,6 +327,8 @@ def render() -> tuple[bytes, str]:
     assert directory is not None
     registry = CollectorRegistry()
     registry.register(multiprocess.LockedCollector(directory))
+    # NOTE: not in the files: the same in every worker (all forked from the master that loaded the app).
+    registry.register(build_info.BuildInfoCollector())
     body = generate_latest(registry)
     if recorder.private:
         # NOTE: single process: prometheus-client's own metrics (user, process, GC) live in its registry.

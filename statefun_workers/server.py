@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import falcon
 import falcon.asgi
 
-from statefun_workers import RequestReplyHandler, StatefulFunctions
+from statefun_workers import RequestReplyHandler, StatefulFunctions, build_info
 from statefun_workers.errors import (
     ClientGoneError,
     FunctionError,
@@ -394,6 +394,7 @@ def create_app(functions: StatefulFunctions, *, settings: Settings | None = None
         readiness: what ``/readyz`` reports; this process's :data:`PROCESS_READINESS` when None.
     """
     settings = settings or Settings()
+    build_info.serve_typenames(functions.functions)
     if recorder is None:
         make_recorder = _metrics_hook("make_recorder")
         recorder = NullRecorder() if make_recorder is None else make_recorder(sorted(functions.functions))

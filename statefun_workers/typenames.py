@@ -1,7 +1,7 @@
 """Typename rules: the lenient split the official SDK applies to targets, and the strict form the runtime needs.
 
 The runtime parses the typenames of function types and of state types with ``TypeName.parseFrom``, which splits
-on ``/`` and demands exactly two parts (../shared/protocol.md §2.6, §7 item 25); a typename it cannot parse fails
+on ``/`` and demands exactly two parts (docs/protocol.md, "Typenames"); a typename it cannot parse fails
 the Flink job when the state is registered or the module is loaded. So what is bound, and what is declared as a
 state's type, is checked here at bind time. The targets of outgoing messages and egresses keep the official SDK's
 rule (split at the last ``/``), so what went on the wire before still goes on the wire unchanged.

@@ -1,7 +1,7 @@
 """StateFun types: a typename plus a serializer that turns values into bytes and back.
 
 The six built-in types (``io.statefun.types/*``) are protobuf wrapper messages with the value in field 1
-(../shared/protocol.md §1.2). PERF: they are encoded and decoded here by hand for the common cases (an ``int``
+(docs/protocol.md, "Built-in types"). PERF: they are encoded and decoded here by hand for the common cases (an ``int``
 in range, a ``str``, a ``bool``, the canonical encoding), which is several times cheaper than a wrapper message;
 every other input goes through the generated wrapper class, so acceptance rules and errors stay exactly those of
 the installed protobuf runtime. ``tests/core/test_types.py`` checks both paths against the wrapper classes.

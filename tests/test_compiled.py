@@ -19,6 +19,9 @@ COMPILED = ["_wire", "types", "messages", "egress", "context", "_dispatch", "cel
 
 
 def test_setup_py_and_makefile_name_the_same_compiled_modules():
+    from statefun_workers.build_info import COMPILED_MODULES
+
+    assert tuple(COMPILED) == COMPILED_MODULES, "statefun_workers/build_info.py lists other modules"
     setup = (ROOT / "setup.py").read_text()
     makefile = (ROOT / "Makefile").read_text()
     for name in COMPILED:
@@ -32,8 +35,9 @@ def test_hot_modules_are_compiled():
     for name in COMPILED:
         module = importlib.import_module(f"statefun_workers.{name}")
         assert not module.__file__.endswith(".py"), (
-            f"statefun_workers.{name} runs as pure Python: the mypyc build failed (`pip install -v -e .` says "
-            f"why); without a C compiler, run the suite with STATEFUN_WORKERS_PURE_PYTHON=1")
+            f"statefun_workers.{name} runs as pure Python: this install was built without a C compiler or "
+            f"with STATEFUN_WORKERS_PURE_PYTHON=1 (`make build` rebuilds it); to test pure Python on purpose, "
+            f"run the suite with STATEFUN_WORKERS_PURE_PYTHON=1")
         assert os.path.exists(module.__file__), f"statefun_workers.{name}.__file__ = {module.__file__}"
 
 

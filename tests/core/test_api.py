@@ -1,6 +1,6 @@
 """The public API, name for name: what the official SDK exports, ours exports with compatible signatures.
 
-Then the official SDK's own unit-test scenarios (../shared/protocol.md §3.11), re-expressed here against the
+Then the official SDK's own unit-test scenarios (its pytests, scenario by scenario), re-expressed here against the
 public API only and run on both implementations (``sf`` is ``statefun`` or ``statefun_workers``); where a
 scenario has a response, ours must also equal the official one.
 """

@@ -1,4 +1,4 @@
-"""One test per function-side edge case of ../shared/protocol.md §7, plus the fixes issue 2 asks for.
+"""One test per function-side edge case of docs/protocol.md ("Edge cases"), plus the fixes issue 2 asks for.
 
 Where the official SDK is right, ours is compared with it (``oracle``: same outcome, same bytes). Where ours is
 meant to differ, the test says so in its docstring, with the reason, and asserts our documented behaviour.
@@ -72,7 +72,7 @@ def result_of(response: bytes):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §7 items 1-5
+# edge cases 1-5
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -159,7 +159,7 @@ def test_05_assigning_none_is_refused_and_del_is_a_delete():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §7 items 7-13
+# edge cases 7-13
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -325,7 +325,7 @@ def test_13_handler_is_stateless_and_concurrent_batches_do_not_mix():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §7 items 16-19, 21, 23
+# edge cases 16-19, 21, 23
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -375,7 +375,7 @@ def test_19_send_after_with_and_without_token():
 
 def test_19_empty_cancellation_token_is_refused_at_the_call():
     """Ours differs on purpose: the official SDK sends a cancellation with an empty token, which makes the
-    runtime throw and fail the whole Flink job (§7 item 19); ours raises ``ValueError`` where the mistake is."""
+    runtime throw and fail the whole Flink job (edge case 19); ours raises ``ValueError`` where the mistake is."""
     caught = []
 
     def fun(sf, c, m, o):
@@ -397,7 +397,7 @@ def test_19_empty_cancellation_token_is_refused_at_the_call():
 
 @pytest.mark.parametrize("delay", [timedelta(milliseconds=-1), timedelta(microseconds=-1), timedelta(days=-3)])
 def test_21_negative_delay_is_refused_at_the_call(delay):
-    """Ours differs on purpose: the runtime fails the job on ``delay_in_ms < 0`` (§7 item 21); the official SDK
+    """Ours differs on purpose: the runtime fails the job on ``delay_in_ms < 0`` (edge case 21); the official SDK
     sends it (``timedelta(microseconds=-1)`` even truncates to 0 ms there)."""
     caught = []
 
@@ -498,14 +498,14 @@ def test_23_egress_builders_refuse_what_the_official_refuses(call):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §7 items 25-27, 30, 32, 33
+# edge cases 25-27, 30, 32, 33
 # --------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("typename", ["noslash", "/name", "ns/", "a/b/c", "/", "ns//name"])
 def test_25_typenames_the_runtime_rejects_are_refused_at_bind(typename):
     """Ours differs on purpose: the official SDK binds any non-empty typename; the runtime can only route
-    ``<namespace>/<name>`` with exactly one ``/`` (§7 item 25), so ours refuses the rest at bind time with
+    ``<namespace>/<name>`` with exactly one ``/`` (edge case 25), so ours refuses the rest at bind time with
     ``ConfigurationError`` (a ``ValueError``) whose message names the typename."""
     official.StatefulFunctions().register(typename, lambda c, m: None)  # the official SDK accepts it
     functions = ours.StatefulFunctions()
@@ -863,7 +863,7 @@ def test_read_after_write_gives_the_stored_value(key, value):
 # encoded at every assignment; FLINK-27934 asked for the same change). For a user type (JSON, protobuf,
 # simple_type) this means: a read returns the same object for the rest of the batch, what is saved is the
 # object as it is when the batch ends, and a value the type cannot serialize fails the batch at its end.
-# README.md ("Migrating") and statefun_workers/storage.py say so.
+# README.md ("Differences from the official SDK") and statefun_workers/storage.py say so.
 
 
 def json_function(name, fun):

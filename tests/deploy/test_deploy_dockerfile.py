@@ -1,5 +1,5 @@
-"""The Dockerfile, checked statically: there is no Docker engine on this machine (only the client), so the
-image is never built here. What is checked is what a build and a pod would trip over: the files it copies
+"""The Dockerfile, checked statically (tests/ship/test_image.py builds and runs the image with podman). What
+is checked here is what a build and a pod would trip over, without building: the files it copies
 exist and pass .dockerignore, it installs the project the way the README does, it runs as the non-root user
 the Deployment expects, from a read-only root, with the command the README documents; and hadolint's rules.
 """
