@@ -12,13 +12,17 @@ from .address import SdkAddress
 from .context import Context
 from .egress import kafka_egress_message, kinesis_egress_message
 from .errors import (
+    BatchTimeoutError,
+    ClientGoneError,
     ConfigurationError,
     FunctionError,
     MalformedRequestError,
+    OverloadedError,
     RequestError,
     RequestTooLargeError,
     StatefunError,
     UnknownFunctionError,
+    WorkerStoppingError,
 )
 from .functions import StatefulFunction, StatefulFunctions
 from .handler import BatchResult, RequestReplyHandler
@@ -64,14 +68,18 @@ __all__ = [
     "simple_type",
     # ours
     "BatchResult",
+    "BatchTimeoutError",
+    "ClientGoneError",
     "ConfigurationError",
     "FunctionError",
     "MalformedRequestError",
+    "OverloadedError",
     "RequestError",
     "RequestTooLargeError",
     "StatefulFunction",
     "StatefunError",
     "UnknownFunctionError",
+    "WorkerStoppingError",
     "__version__",
 ]
 

@@ -21,7 +21,7 @@ from .errors import BatchTimeoutError, StatefunError
 from .functions import StatefulFunctions
 from .messages import ReceivedMessage
 
-__all__ = ["BLOCKING", "Batch", "BatchResult", "BlockingThreads", "RequestReplyHandler"]
+__all__ = ["BLOCKING", "Batch", "BatchResult", "BlockingThreads", "RequestReplyHandler", "stopped", "timed_out"]
 
 
 class BlockingThreads:
@@ -155,29 +155,6 @@ class RequestReplyHandler:
                 return await asyncio.wrap_future(future)
         return done
 
-    @staticmethod
-    def timed_out(batch: Batch, seconds: float) -> BatchResult:
-        """The result of a batch stopped at its deadline: a 503 with no effects. A blocking batch's thread
-        cannot be stopped; it is counted as abandoned (``BLOCKING``)."""
-        function = batch.function
-        if function.blocking:
-            BLOCKING.abandon()
-        return RequestReplyHandler.stopped(batch, BatchTimeoutError(
-            f"function {function.typename} (id {batch.context._id!r}) did not finish its batch of "
-            f"{len(batch.invocations)} within {seconds:g} s" + (
-                "; its thread runs on, abandoned" if function.blocking else "; it was cancelled"),
-            typename=function.typename, id=batch.context._id, invocation=batch.index))
-
-    @staticmethod
-    def stopped(batch: Batch, error: StatefunError) -> BatchResult:
-        """The result of a batch stopped for ``error`` (its deadline, the client went away, an overload).
-
-        A new result, not the batch's own: an abandoned thread may still finish the batch and fill that one.
-        """
-        result = batch.result
-        return BatchResult(error=error, outcome="error", typename=result.typename, id=result.id,
-                           invocations=result.invocations, state_bytes_read=result.state_bytes_read)
-
     def dispatch_sync(self, request_bytes: Any) -> BatchResult:
         """Answer one request from synchronous code; the error, if any, is in the result."""
         done = run_ready(self._by_type, request_bytes)
@@ -247,6 +224,28 @@ class RequestReplyHandler:
                         thread_name_prefix="statefun-blocking")
                     self._own_executor = True
         return self._executor
+
+
+def timed_out(batch: Batch, seconds: float) -> BatchResult:
+    """The result of a batch stopped at its deadline: a 503 with no effects. A blocking batch's thread
+    cannot be stopped; it is counted as abandoned (``BLOCKING``)."""
+    function = batch.function
+    if function.blocking:
+        BLOCKING.abandon()
+    return stopped(batch, BatchTimeoutError(
+        f"function {function.typename} (id {batch.context._id!r}) did not finish its batch of "
+        f"{len(batch.invocations)} within {seconds:g} s" + (
+            "; its thread runs on, abandoned" if function.blocking else "; it was cancelled"),
+        typename=function.typename, id=batch.context._id, invocation=batch.index))
+
+def stopped(batch: Batch, error: StatefunError) -> BatchResult:
+    """The result of a batch stopped for ``error`` (its deadline, the client went away, an overload).
+
+    A new result, not the batch's own: an abandoned thread may still finish the batch and fill that one.
+    """
+    result = batch.result
+    return BatchResult(error=error, outcome="error", typename=result.typename, id=result.id,
+                       invocations=result.invocations, state_bytes_read=result.state_bytes_read)
 
 
 def _close_loops(loops: list[asyncio.AbstractEventLoop]) -> None:

@@ -33,7 +33,7 @@ from statefun_workers.errors import (
     StatefunError,
     WorkerStoppingError,
 )
-from statefun_workers.handler import BLOCKING, Batch, BatchResult
+from statefun_workers.handler import BLOCKING, Batch, BatchResult, stopped, timed_out
 from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, BufferBudget, release_memory
 from statefun_workers.logs import LOGGER_NAME, LogThrottle
 from statefun_workers.settings import Settings
@@ -166,7 +166,7 @@ class FunctionResource:
     async def _finish_in_time(self, req: BatchRequest, batch: Batch) -> BatchResult:
         """Finish a batch that waits, within the batch timeout, unless its client goes away first."""
         if batch.function.blocking and BLOCKING.busy >= self._blocking_threads:
-            return RequestReplyHandler.stopped(batch, OverloadedError(
+            return stopped(batch, OverloadedError(
                 f"every one of the {self._blocking_threads} blocking threads is busy (STATEFUN_BLOCKING_THREADS)",
                 typename=batch.function.typename, id=batch.context._id))
         task = asyncio.current_task()
@@ -185,7 +185,7 @@ class FunctionResource:
             why = ex.args[0] if ex.args else None
             function = batch.function
             if why == _BATCH_TIMEOUT:
-                return RequestReplyHandler.timed_out(batch, self._timeout)
+                return timed_out(batch, self._timeout)
             if function.blocking:
                 BLOCKING.abandon()
             if why == CLIENT_GONE:
@@ -196,7 +196,7 @@ class FunctionResource:
                 error = WorkerStoppingError(
                     "the worker stopped this batch at the end of its graceful shutdown (STATEFUN_GRACEFUL_TIMEOUT)",
                     typename=function.typename, id=batch.context._id)
-            return RequestReplyHandler.stopped(batch, error)
+            return stopped(batch, error)
         finally:
             timer.cancel()
             del scope[CANCEL_ON_DISCONNECT]

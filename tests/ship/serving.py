@@ -24,6 +24,8 @@ class Served(Server):
                  cwd: Path | None = None) -> None:  # NOTE: not Server's: that one starts the repository's app
         self.workers = 0
         self.port = port
+        self.client_tls = None  # plain HTTP, no admin port: what Server.connect needs to know
+        self.admin_port = None
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
