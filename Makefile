@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.10+ and make:
 #   make serve   serve the example functions on :8000 (gunicorn -c gunicorn.conf.py app)
 #   make test    install what the tests need and run the whole suite (what .ci/run runs)
+#   make runtime the real StateFun runtime in one JVM against `make serve` (docs/runtime.md; Java 17, Maven)
 PYTHON ?= python3
 VENV := .venv
 PROTOBUF_MIN_VENV := .venv-protobuf-min
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 # The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
 COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py cells.py _read.py _tally.py _json.py)
 
-.PHONY: serve test test-fast build protos check-protos bench bench-peers system-deps clean
+.PHONY: serve runtime test test-fast build protos check-protos bench bench-peers system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -37,7 +38,15 @@ serve: $(VENV)/.compiled
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps
+# The local StateFun runner (runtime/): compiled with Maven, which downloads its jars on first use.
+RUNNER := runtime/target/.built
+$(RUNNER): runtime/pom.xml $(shell find runtime/src -type f)
+	$(PYTHON) runtime/runner.py build
+
+runtime: $(RUNNER)
+	$(PYTHON) runtime/runner.py run $(RUNTIME_ARGS)
+
+test: $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps $(RUNNER)
 	STATEFUN_PROTOC_CHECK=1 STATEFUN_PROTOBUF_MIN_PYTHON=$(CURDIR)/$(PROTOBUF_MIN_VENV)/bin/python \
 	$(PY) -m pytest
 

@@ -9,10 +9,13 @@ command -v openssl >/dev/null || need+=(openssl)
 # protoc 3.21 regenerates statefun_workers/_proto; the drift test runs it (scripts/gen_protos.py also takes
 # $STATEFUN_PROTOC, or grpcio-tools 1.49 on Python <= 3.11)
 "${STATEFUN_PROTOC:-protoc}" --version 2>/dev/null | grep -q '^libprotoc 3\.21\.' || need+=(protobuf-compiler)
+# Java 17 and Maven build and run the local StateFun runner (runtime/) that tests/runtime drives.
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need+=(maven)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool and" \
-      "protoc 3.21, as in Debian 12)" >&2
+    echo "missing ${need[*]}: run 'sudo apt-get install ${need[*]}' (the tests run prometheus, promtool," \
+      "protoc 3.21, Java 17 and Maven, as in Debian 12)" >&2
     exit 1
   fi
   apt-get update -qq

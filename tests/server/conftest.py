@@ -46,12 +46,30 @@ def free_port() -> int:
         return port
 
 
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a process started in its own session, then SIGKILL its whole group: nothing is left behind."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if proc.poll() is None:
+            proc.wait(timeout=10)
+
+
 class Server:
     """A running gunicorn master and what the tests need to talk to it."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int,
-                 client_tls: ssl.SSLContext | None = None) -> None:
-        self.port = free_port()
+                 client_tls: ssl.SSLContext | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: a pool restarted where the runtime expects it
         self.log_path = log_path
         self.workers = workers
         self.client_tls = client_tls
@@ -114,19 +132,8 @@ class Server:
 
     def stop(self) -> None:
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
+            stop_group(self.proc)
         finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if self.proc.poll() is None:
-                self.proc.wait(timeout=10)
             self._log.close()
 
     def log(self) -> str:
