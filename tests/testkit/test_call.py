@@ -21,7 +21,8 @@ from statefun_workers import (
     make_json_type,
     message_builder,
 )
-from statefun_workers.handler import RequestReplyHandler
+from statefun_workers._proto.request_reply_pb2 import FromFunction
+from statefun_workers.handler import BatchResult, RequestReplyHandler
 from statefun_workers.testing import Address, Delayed, RuntimeWouldFail, Sent, Value, call
 
 Order = make_json_type("test/Order")
@@ -154,3 +155,12 @@ def test_mistakes_in_the_test_itself_are_named() -> None:
 def test_a_failing_function_fails_the_call_with_its_exception() -> None:
     with pytest.raises(FunctionError, match="test/sink .* failed on message 2 of 2: ZeroDivisionError"):
         call(functions, "test/sink", "a", 1, 0)
+
+
+def test_a_function_that_keeps_asking_for_state_would_loop_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply = FromFunction()
+    reply.incomplete_invocation_context.missing_values.add(state_name="count", type_typename=IntType.typename)
+    monkeypatch.setattr(RequestReplyHandler, "dispatch_sync",
+                        lambda self, request: BatchResult(response=reply.SerializeToString()))
+    with pytest.raises(RuntimeWouldFail, match="IncompleteInvocationContext 3 times in a row.*forever"):
+        call(functions, "test/echo", "a", "x")
