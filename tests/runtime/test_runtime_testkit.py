@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import random
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from statefun_workers.testing import Flow
 from tests.server.conftest import Server, poll
 
 from .conftest import Runtime, require_runner
-from .testkit_functions import ACKS, NODE, OUT, Command, Report, served
+from .testkit_functions import ACKS, NODE, OUT, TTL, Command, Report, served
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]
 
@@ -98,19 +99,24 @@ def records(runtime: Runtime, topic: str) -> list[tuple[str, str | None, bytes]]
 def real_run(runtime: Runtime, steps: list[Step], reports: list[tuple[str, str]], acks: list[int]) -> None:
     """Send each message and wait until the runtime acknowledged as many invocations as the kit ran."""
     base = len(runtime.records("acks"))
-    for (typename, id, value, tpe), expected in zip([*steps, *((t, i, {}, Report) for t, i in reports)], acks,
-                                                    strict=True):
-        if typename != ADVANCE:
-            runtime.send(typename, id, value, typename=tpe.typename)
+    for step, expected in zip([*steps, *((t, i, {}, Report) for t, i in reports)], acks, strict=True):
+        real_step(runtime, step, base, base + expected)
 
-        def settled(expected: int = base + expected, what: str = f"{typename}/{id} <- {value}") -> bool:
-            if runtime.proc.poll() is not None:
-                pytest.fail(f"the runtime exited after {what}:\n{runtime.log()[-4000:]}")
-            seen = len(runtime.records("acks"))
-            assert seen <= expected, f"after {what} the runtime ran {seen - base} invocations, the kit ran " \
-                                     f"{expected - base}"
-            return seen == expected
-        poll(settled, timeout=30 + (value / 1000 if typename == ADVANCE else 0), interval=0.01)
+
+def real_step(runtime: Runtime, step: Step, base: int, expected: int) -> None:
+    """Send one message (or let time pass) and wait until the runtime's acks reach ``expected``."""
+    typename, id, value, tpe = step
+    if typename != ADVANCE:
+        runtime.send(typename, id, value, typename=tpe.typename)
+    what = f"{typename}/{id} <- {value}"
+
+    def settled() -> bool:
+        if runtime.proc.poll() is not None:
+            pytest.fail(f"the runtime exited after {what}:\n{runtime.log()[-4000:]}")
+        seen = len(runtime.records("acks"))
+        assert seen <= expected, f"after {what} the runtime ran {seen - base} invocations, the kit {expected - base}"
+        return seen == expected
+    poll(settled, timeout=30 + (value / 1000 if typename == ADVANCE else 0), interval=0.01)
 
 
 def compare(runtime: Runtime, flow: Flow, before: dict[str, int]) -> None:
@@ -200,3 +206,21 @@ def test_a_random_workload_runs_the_same_in_the_kit_and_in_the_runtime(real: Run
     except AssertionError as failure:
         raise AssertionError(f"seed {seed} (TESTKIT_DIFF_SEED={seed} repeats it): {failure}") from failure
     assert sorted(states(flow)) == [f"{NODE}/{id}" for id in "abcd"]
+
+
+def test_state_expires_the_same_in_the_kit_and_in_the_runtime(real: Runtime) -> None:
+    """Real time in the runtime, the same time on the kit's clock: each message goes to the kit at the moment
+    the runtime acknowledged it. ``written`` expires 4 s after the write; ``called`` lives on while calls come."""
+    flow = Flow(served, egresses={EGRESS: "kafka", OUT: "kafka", ACKS: "kafka"})
+    before = counts(real)
+    base = before["acks"]
+    started = time.monotonic()
+    for at, step in [(0.0, (TTL, "x", "set", StringType)), (2.0, (TTL, "x", "touch", StringType)),
+                     (5.0, (TTL, "x", {}, Report))]:
+        time.sleep(max(0.0, started + at - time.monotonic()))
+        real_step(real, step, base, base + len(flow.egress(ACKS, topic="acks")) + 1)
+        flow.advance(timedelta(seconds=time.monotonic() - started) - flow.now)
+        flow.send(*step)
+    compare(real, flow, before)
+    [state] = states(flow).values()
+    assert state["written"] is None  # 5 s or more after its write: the comparison saw an expiry

@@ -72,6 +72,18 @@ def node(context: Context, message: Message) -> None:
     context.storage.last = op
 
 
+TTL = "testkit-diff/ttl"
+TTL_SECONDS = 4
+
+
+@workload.bind(TTL, specs=[ValueSpec("written", StringType, expire_after_write=timedelta(seconds=TTL_SECONDS)),
+                           ValueSpec("called", StringType, expire_after_call=timedelta(seconds=TTL_SECONDS))])
+def expiring(context: Context, message: Message) -> None:
+    """``set`` writes both states; anything else is just a call."""
+    if message.as_string() == "set":
+        context.storage.written = context.storage.called = "value"
+
+
 def _wrapped(function: StatefulFunction) -> Callable[[Context, Message], None]:
     fun, names = function.fun, [spec.name for spec in function.specs]
 
