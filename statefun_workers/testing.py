@@ -15,7 +15,8 @@ Every batch goes through :class:`~statefun_workers.RequestReplyHandler` as bytes
 would refuse or fail the job on (a message to a function type nobody serves, an egress it was not told of, a
 second pending delayed message with the same token from one address, a state whose type changes, a mutation of a
 state it never registered) raises :class:`RuntimeWouldFail`, an ``AssertionError`` that says what the runtime
-would do. Only the standard library and this package are used: no test framework is required.
+would do. Only the standard library and this package are used: no test framework is required (under pytest,
+``__tracebackhide__`` in the kit's functions points a failure at the test's line rather than the kit's).
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ def _exchange(handler: RequestReplyHandler, target: Address, invocations: list[t
               attach: Any, register: Any) -> FromFunction.InvocationResponse:
     """Send one batch as the runtime does: with the registered state attached (``attach()``), registering what
     an IncompleteInvocationContext names (``register(spec)``) and re-sending the same invocations."""
+    __tracebackhide__ = True
     namespace, _, name = target.typename.partition("/")
     for _ in range(_MAX_HANDSHAKES):
         request = ToFunction()
@@ -256,6 +258,7 @@ def _exchange(handler: RequestReplyHandler, target: Address, invocations: list[t
 
 def _effects(target: Address, response: FromFunction.InvocationResponse, before: dict[str, Value | None],
              function: StatefulFunction) -> Effects:
+    __tracebackhide__ = True
     effects = Effects(target)
     after = dict(before)
     for mutation in response.state_mutations:
@@ -341,6 +344,7 @@ def call(functions: StatefulFunctions, typename: str, id: str, *messages: Any, t
     message appears to come from (``None``: an ingress). The state goes to the function as the runtime sends it
     after a restart: first not at all, then, once the function named what it needs, with every value attached.
     """
+    __tracebackhide__ = True
     function = functions.for_typename(typename)
     sender = Address(*caller) if isinstance(caller, tuple) else caller
     values = {spec.name: spec for spec in function.specs}
@@ -442,6 +446,7 @@ class Flow:
              caller: Address | tuple[str, str] | None = None, run: bool = True) -> None:
         """Send a message to ``typename``/``id`` as an ingress would (or from ``caller``), then run the flow
         until nothing is left to do at the current time (``run=False`` only queues it; see :meth:`run`)."""
+        __tracebackhide__ = True
         self._route(Address(typename, id), typed_value(value, type),
                     Address(*caller) if isinstance(caller, tuple) else caller, "ingress" if caller is None else "")
         if run:
@@ -458,6 +463,7 @@ class Flow:
 
     def run(self) -> None:
         """Run queued messages, and delayed messages due by now, until none is left."""
+        __tracebackhide__ = True
         batches = 0
         while True:
             if not self._queue:
@@ -474,6 +480,7 @@ class Flow:
 
     def advance(self, duration: timedelta) -> None:
         """Move the clock forward by ``duration``, delivering each delayed message when it falls due."""
+        __tracebackhide__ = True
         if duration < timedelta(0):
             raise ValueError("the clock only moves forward")
         self.run()
@@ -516,6 +523,7 @@ class Flow:
     # --- the runtime's part ---
 
     def _function(self, address: Address, sender: str) -> StatefulFunction:
+        __tracebackhide__ = True
         try:
             return _find(self._registries, address.typename)[0]
         except KeyError:
@@ -526,10 +534,12 @@ class Flow:
                 f"that function type)\n{self._trace_tail()}") from None
 
     def _route(self, to: Address, value: Value, caller: Address | None, source: str) -> None:
+        __tracebackhide__ = True
         self._function(to, str(caller) if caller else source)
         self._queue.append((to, value, caller))
 
     def _run_batch(self) -> None:
+        __tracebackhide__ = True
         target, first, caller = self._queue.popleft()
         invocations = [(first, caller)]
         rest: deque[tuple[Address, Value, Address | None]] = deque()
@@ -568,7 +578,7 @@ class Flow:
         ttl = spec.expiration_spec
         self._registered.setdefault(typename, {})[spec.state_name] = _Registered(
             spec.type_typename or "io.statefun.types/unset", ttl.mode, ttl.expire_after_millis)
-        self._log(f"  runtime registers state {typename}.{spec.state_name}: {_spec_text(spec)}")
+        self._log(f"  runtime registers state {spec.state_name!r} of {typename}: {_spec_text(spec)}")
 
     def _read_state(self, address: Address) -> list[tuple[str, Value | None]]:
         """The registered states as the runtime attaches them, expired ones without a value; a call restarts
@@ -594,6 +604,7 @@ class Flow:
 
     def _apply(self, effects: Effects) -> None:
         """Apply a response in the runtime's order: messages, delayed messages and cancellations, egress, state."""
+        __tracebackhide__ = True
         target = effects.address
         for message in effects.messages:
             self._log(f"  send {message.to}: {message.value}")
@@ -624,6 +635,7 @@ class Flow:
             self._log(f"  state {name} = {_show(value)}")
 
     def _schedule(self, sender: Address, message: Delayed) -> None:
+        __tracebackhide__ = True
         self._function(message.to, str(sender))
         if message.token is not None:
             pending = self._tokens.get((sender, message.token))
@@ -641,6 +653,7 @@ class Flow:
         self._log(f"  send {message.to} after {delay_ms} ms{token}: {message.value}")
 
     def _cancel(self, sender: Address, token: str) -> None:
+        __tracebackhide__ = True
         if not token:
             raise RuntimeWouldFail(f"{sender} sent a cancellation without a token: the runtime fails the job")
         timer = self._tokens.pop((sender, token), None)
@@ -652,6 +665,7 @@ class Flow:
         self._log(f"  cancel {token!r}: the message to {timer.message.to} will not be sent")
 
     def _emit(self, sender: Address, record: Egress) -> None:
+        __tracebackhide__ = True
         kind = self._egresses.get(record.egress)
         if kind is None:
             declared = ", ".join(self._egresses) or "none; pass Flow(..., egresses=[...])"
