@@ -335,6 +335,20 @@ def _find(registries: Iterable[StatefulFunctions], typename: str) -> tuple[State
     raise KeyError(typename)
 
 
+def _distinct(registries: Iterable[StatefulFunctions]) -> list[StatefulFunctions]:
+    """The registries of a flow: at least one, and no typename bound in two (which would the runtime call?)."""
+    registries = list(registries)
+    if not registries:
+        raise ValueError("a Flow needs at least one StatefulFunctions registry")
+    bound: set[str] = set()
+    for registry in registries:
+        twice = bound & registry.functions.keys()
+        if twice:
+            raise ValueError(f"{', '.join(sorted(twice))} bound in two registries: a flow serves each typename once")
+        bound |= registry.functions.keys()
+    return registries
+
+
 def call(functions: StatefulFunctions, typename: str, id: str, *messages: Any, type: Type | None = None,
          state: Mapping[str, Any] | None = None, caller: Address | tuple[str, str] | None = None) -> Effects:
     """Run one batch of the function bound to ``typename``, instance ``id``, and return its effects.
@@ -409,9 +423,7 @@ class Flow:
 
     def __init__(self, *registries: StatefulFunctions, egresses: Iterable[str] | Mapping[str, str] = (),
                  max_batches: int = 10_000) -> None:
-        if not registries:
-            raise ValueError("a Flow needs at least one StatefulFunctions registry")
-        self._registries = list(registries)
+        self._registries = _distinct(registries)
         self._handlers: dict[int, RequestReplyHandler] = {}
         kinds = dict(egresses) if isinstance(egresses, Mapping) else dict.fromkeys(egresses, "any")
         for egress_id, kind in kinds.items():
@@ -455,10 +467,9 @@ class Flow:
     def deploy(self, *registries: StatefulFunctions) -> None:
         """Serve new versions of the functions from now on, as a rolling upgrade of the workers does: the
         runtime keeps its state, its pending messages and the states it registered (with their types)."""
-        if not registries:
-            raise ValueError("deploy needs at least one StatefulFunctions registry")
+        new = _distinct(registries)
         self.close()
-        self._registries = list(registries)
+        self._registries = new
         self._log(f"deploy: {', '.join(sorted(t for r in registries for t in r.functions))}")
 
     def run(self) -> None:
@@ -498,7 +509,10 @@ class Flow:
         """The states of ``typename``/``id`` that have a value now (expired ones do not), decoded with the
         function's ValueSpec types. Looking does not count as a call."""
         address = Address(typename, id)
-        function = _find(self._registries, typename)[0]
+        try:
+            function = _find(self._registries, typename)[0]
+        except KeyError:
+            raise ValueError(f"no function is bound to {typename} in this flow") from None
         stored = self._state.get(address, {})
         return {name: _decode_state(function, name, s.value) for name, s in stored.items()
                 if not self._expired(typename, name, s)}

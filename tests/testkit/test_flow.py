@@ -216,3 +216,14 @@ def test_a_failing_test_shows_the_trace(tmp_path: Path) -> None:
     assert "[0 ms] example/greeter/Ada <- ingress: io.statefun.types/string 'Ada'" in run.stdout
     assert "egress io.statefun.playground/egress: kafka topic=greetings key=Ada: Hello Ada!" in run.stdout
     assert "Bob" not in run.stdout  # the passing test's flow is not shown
+
+
+def test_mistakes_in_setting_up_a_flow_are_named() -> None:
+    with pytest.raises(ValueError, match="at least one StatefulFunctions registry"):
+        Flow()
+    with pytest.raises(ValueError, match="test/node, test/ttl bound in two registries"):
+        Flow(functions, functions)
+    with pytest.raises(ValueError, match="kind must be 'kafka', 'kinesis' or 'any'"):
+        Flow(functions, egresses={"test/out": "kafak"})
+    with pytest.raises(ValueError, match="no function is bound to test/nobody"):
+        flow().state("test/nobody", "a")
