@@ -68,7 +68,7 @@ def is_built() -> bool:
     return all(source.stat().st_mtime <= stamp for source in _sources())
 
 
-def build(out: object = None) -> None:
+def build(out: int | None = None) -> None:
     """Compile the runner and resolve its class path with Maven unless that is up to date.
 
     Maven's own download lines are the progress; the first build fetches about 90 MB from Maven Central.
@@ -83,8 +83,10 @@ def build(out: object = None) -> None:
     print("statefun runner: building runtime/ with Maven"
           + (" (first use: downloading about 90 MB of jars from Maven Central)" if cold else ""), flush=True)
     started = time.monotonic()
-    subprocess.run(["mvn", "-B", "-f", str(HERE / "pom.xml"), "compile", "dependency:build-classpath",
-                    f"-Dmdep.outputFile={CLASSPATH_FILE}"], check=True, stdout=out, stderr=out)
+    done = subprocess.run(["mvn", "-B", "-f", str(HERE / "pom.xml"), "compile", "dependency:build-classpath",
+                           f"-Dmdep.outputFile={CLASSPATH_FILE}"], stdout=out, stderr=out)
+    if done.returncode != 0:
+        raise SystemExit(f"statefun runner: the Maven build failed (exit {done.returncode}), see its output above")
     BUILT.touch()
     print(f"statefun runner: built in {time.monotonic() - started:.0f} s", flush=True)
 

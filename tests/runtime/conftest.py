@@ -125,6 +125,10 @@ class Runtime:
         assert status == 200, (status, body)
         return [r for r in json.loads(body) if key is None or r["key"] == key]
 
+    def pop(self, topic: str) -> tuple[int, bytes]:
+        """The playground's read: the next record of ``topic`` not read yet (200), or 404."""
+        return self._request(self.egress_port, "GET", f"/{topic}")
+
     def values(self, topic: str, key: str) -> list[Any]:
         """The JSON values of ``topic``'s records of ``key``."""
         return [json.loads(r["value"]) for r in self.records(topic, key)]

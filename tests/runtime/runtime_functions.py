@@ -20,12 +20,16 @@ from statefun_workers import (
     StatefulFunctions,
     StringType,
     ValueSpec,
+    egress_message_builder,
     kafka_egress_message,
+    kinesis_egress_message,
     make_json_type,
     message_builder,
 )
 
 Command = make_json_type("runtime-test/Command")
+PlaygroundRecord = make_json_type("io.statefun.playground/EgressRecord")  # {"topic", "payload"}
+Note = make_json_type("runtime-test/Note")
 EGRESS = "runtime-test/egress"
 COUNTER = "runtime-test/counter"
 TTL_SECONDS = 3
@@ -84,6 +88,16 @@ def ttl(context: Context, message: Message) -> None:
 @functions.bind(typename="runtime-test/sink")
 def sink(context: Context, message: Message) -> None:
     """Takes anything and does nothing: where the ingress tests send what they do not care about."""
+
+
+@functions.bind(typename="runtime-test/egresses")
+def egresses(context: Context, message: Message) -> None:
+    """One record of each kind the runner files by topic: playground, Kinesis, and any other typename."""
+    id = context.address.id
+    context.send_egress(egress_message_builder(target_typename=EGRESS, value={"topic": f"pg-{id}", "payload": id},
+                                               value_type=PlaygroundRecord))
+    context.send_egress(kinesis_egress_message(typename=EGRESS, stream=f"ks-{id}", partition_key=id, value=id))
+    context.send_egress(egress_message_builder(target_typename=EGRESS, value={"note": id}, value_type=Note))
 
 
 @functions.bind(typename="runtime-test/flaky")

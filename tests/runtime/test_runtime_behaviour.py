@@ -4,6 +4,7 @@ retries, and the ingress's own bounds."""
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import time
 import uuid
@@ -99,3 +100,18 @@ def test_the_ingress_bounds_what_it_takes(runtime: Runtime) -> None:
     assert post(b"x" * (4 << 20), "runtime-test/Blob") == 202
     assert post(b"x" * ((4 << 20) + 1), "runtime-test/Blob") == 413
     assert post(b"forty-two", "io.statefun.types/int") == 400
+
+
+def test_egress_records_are_filed_by_topic_and_read_the_playground_way(runtime: Runtime) -> None:
+    id = uuid.uuid4().hex
+    runtime.send("runtime-test/egresses", id, {"op": "emit"})
+    [playground] = wait_for(lambda: runtime.records(f"pg-{id}"))
+    assert (playground["typename"], playground["value"]) == ("io.statefun.playground/EgressRecord", id)
+    [kinesis] = wait_for(lambda: runtime.records(f"ks-{id}"))
+    assert (kinesis["key"], kinesis["value"]) == (id, id)
+    # Any other typename: filed under the egress id, the value as the function sent it.
+    [note] = wait_for(lambda: [r for r in runtime.records("runtime-test/egress") if id in r["value"]])
+    assert note["typename"] == "runtime-test/Note" and json.loads(note["value"]) == {"note": id}
+    # GET /{topic} hands out each record once, then answers 404, as the playground's egress does.
+    assert runtime.pop(f"pg-{id}") == (200, id.encode())
+    assert runtime.pop(f"pg-{id}") == (404, b"")

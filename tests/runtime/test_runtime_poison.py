@@ -55,6 +55,6 @@ def test_a_poison_message_fails_the_job_after_the_call_budget_and_each_restart(
     assert "Failure forwarding a message to a remote function" in log
     # Every budget is spent on retries (2 ms doubling backoff: a handful of attempts in 2 s).
     assert attempts_before_restart >= 3 and attempts >= attempts_before_restart + 3
-    assert restarted - sent >= CALL_BUDGET_S and failed - restarted >= CALL_BUDGET_S
+    assert restarted - sent >= CALL_BUDGET_S and failed - sent >= 2 * CALL_BUDGET_S
     print(f"poison: {attempts_before_restart} attempts in {restarted - sent:.1f} s until the restart, "
           f"{attempts} attempts in {failed - sent:.1f} s until the job failed for good")
