@@ -582,8 +582,8 @@ class Flow:
                                  lambda spec: self._register(target.typename, spec))
         except Exception as ex:
             if not isinstance(ex, AssertionError) and hasattr(ex, "add_note"):
-                ex.add_note(f"the runtime would retry this batch until it succeeds, failing the job meanwhile\n"
-                            f"{self._trace_tail()}")
+                ex.add_note(f"the runtime would retry this batch until its call budget runs out, then fail the "
+                            f"job, and fail it again each time it replays the batch\n{self._trace_tail()}")
             raise
         self._apply(_effects(target, response, sent, function))
 

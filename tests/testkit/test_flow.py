@@ -227,3 +227,15 @@ def test_mistakes_in_setting_up_a_flow_are_named() -> None:
         Flow(functions, egresses={"test/out": "kafak"})
     with pytest.raises(ValueError, match="no function is bound to test/nobody"):
         flow().state("test/nobody", "a")
+
+
+def test_a_failing_function_fails_the_flow_with_the_trace() -> None:
+    f = flow()
+    send(f, "a", op="add", n=1)
+    with pytest.raises(FunctionError) as failed:
+        f.send("test/node", "a", "not a command", StringType)
+    assert isinstance(failed.value.__cause__, Exception)
+    if sys.version_info >= (3, 11):  # exception notes
+        note = "\n".join(failed.value.__notes__)
+        assert "retry this batch until its call budget runs out, then fail the job" in note
+        assert "[0 ms] test/node/a <- ingress: io.statefun.types/string 'not a command'" in note
