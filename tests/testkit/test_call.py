@@ -164,3 +164,9 @@ def test_a_function_that_keeps_asking_for_state_would_loop_the_runtime(monkeypat
                         lambda self, request: BatchResult(response=reply.SerializeToString()))
     with pytest.raises(RuntimeWouldFail, match="IncompleteInvocationContext 3 times in a row.*forever"):
         call(functions, "test/echo", "a", "x")
+
+
+def test_a_state_of_another_type_reaches_the_function_as_it_is() -> None:
+    with pytest.raises(FunctionError) as failed:
+        call(functions, "test/echo", "a", "x", state={"count": Value(StringType.typename, b"\n\x01x")})
+    assert "Type mismatch" in str(failed.value.__cause__)
