@@ -23,7 +23,7 @@ from statefun_workers import (
 )
 from statefun_workers._proto.request_reply_pb2 import FromFunction
 from statefun_workers.handler import BatchResult, RequestReplyHandler
-from statefun_workers.testing import Address, Delayed, RuntimeWouldFail, Sent, Value, call
+from statefun_workers.testing import Address, Delayed, Flow, RuntimeWouldFail, Sent, Value, call
 
 Order = make_json_type("test/Order")
 functions = StatefulFunctions()
@@ -160,8 +160,7 @@ def test_a_failing_function_fails_the_call_with_its_exception() -> None:
 def test_a_function_that_keeps_asking_for_state_would_loop_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     reply = FromFunction()
     reply.incomplete_invocation_context.missing_values.add(state_name="count", type_typename=IntType.typename)
-    monkeypatch.setattr(RequestReplyHandler, "dispatch_sync",
-                        lambda self, request: BatchResult(response=reply.SerializeToString()))
+    answering(monkeypatch, reply)
     with pytest.raises(RuntimeWouldFail, match="IncompleteInvocationContext 3 times in a row.*forever"):
         call(functions, "test/echo", "a", "x")
 
@@ -170,3 +169,26 @@ def test_a_state_of_another_type_reaches_the_function_as_it_is() -> None:
     with pytest.raises(FunctionError) as failed:
         call(functions, "test/echo", "a", "x", state={"count": Value(StringType.typename, b"\n\x01x")})
     assert "Type mismatch" in str(failed.value.__cause__)
+
+
+def answering(monkeypatch: pytest.MonkeyPatch, reply: FromFunction) -> None:
+    """Make every handler answer ``reply``: the kit checks the answer's bytes as the runtime would."""
+    monkeypatch.setattr(RequestReplyHandler, "dispatch_sync",
+                        lambda self, request: BatchResult(response=reply.SerializeToString()))
+
+
+def test_an_answer_with_a_negative_delay_fails_as_in_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply = FromFunction()
+    delayed = reply.invocation_result.delayed_invocations.add(delay_in_ms=-5)
+    delayed.target.namespace, delayed.target.type, delayed.target.id = "test", "sink", "x"
+    answering(monkeypatch, reply)
+    with pytest.raises(RuntimeWouldFail, match=r"negative delay \(-5 ms\): the runtime fails the job"):
+        call(functions, "test/effects", "a", "x")
+
+
+def test_an_answer_cancelling_without_a_token_fails_the_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply = FromFunction()
+    reply.invocation_result.delayed_invocations.add(is_cancellation_request=True)
+    answering(monkeypatch, reply)
+    with pytest.raises(RuntimeWouldFail, match="cancellation without a token: the runtime fails the job"):
+        Flow(functions).send("test/effects", "a", "x")
