@@ -1,18 +1,23 @@
-"""The test in docs/testing.md runs, and passes: what users copy works."""
+"""The cart test in docs/testing.md and in the README runs, and passes: what users copy works."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_documented_cart_test_passes() -> None:
-    first = re.search(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
-    assert first is not None
+@pytest.mark.parametrize("doc", ["docs/testing.md", "README.md"])
+def test_the_documented_cart_test_passes(doc: str) -> None:
+    path = REPO / doc
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", path.read_text(), re.DOTALL)
+              if "statefun_workers.testing" in b]
+    assert blocks, f"{doc} shows no test written with statefun_workers.testing"
     namespace: dict[str, object] = {}
-    exec(compile(first.group(1), str(DOC), "exec"), namespace)  # noqa: S102 - our own document
+    exec(compile(blocks[0], str(path), "exec"), namespace)  # noqa: S102 - our own document
     tests = [value for name, value in namespace.items() if name.startswith("test_") and callable(value)]
     assert len(tests) == 1
     tests[0]()
