@@ -53,7 +53,6 @@ runtime: $(RUNNER)
 	$(PYTHON) runtime/runner.py run $(RUNTIME_ARGS)
 
 test: $(VENV)/.test-installed $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps $(RUNNER)
-	STATEFUN_PROTOC_CHECK=1 STATEFUN_PROTOBUF_MIN_PYTHON=$(CURDIR)/$(PROTOBUF_MIN_VENV)/bin/python \
 	$(PY) -m pytest
 
 # The suite without the tests that start servers (quick feedback while editing).

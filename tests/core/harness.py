@@ -13,7 +13,6 @@ so a difference that never reaches the wire still shows.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,19 +26,8 @@ from google.protobuf.message import Error as ProtobufError
 from google.protobuf.message import Message as ProtobufMessage
 from statefun.request_reply_pb2 import Address, FromFunction, ToFunction, TypedValue
 
-
-def load_ours():
-    """``statefun_workers`` if it is importable and has the public API, else None (tests then skip ours)."""
-    try:
-        mod = importlib.import_module("statefun_workers")
-    except ImportError:
-        return None
-    if not hasattr(mod, "RequestReplyHandler"):
-        return None
-    return mod
-
-
-ours = load_ours()
+# NOTE: imported unguarded: a package that fails to import fails every core test with its own traceback.
+import statefun_workers as ours
 
 # --------------------------------------------------------------------------------------------------------------
 # Types
@@ -373,10 +361,8 @@ class Outcome:
 
 def root_error(exc: BaseException) -> BaseException:
     """Ours wraps a user exception in ``FunctionError`` with the original as ``__cause__``; unwrap that."""
-    if ours is not None:
-        errors = importlib.import_module("statefun_workers.errors")
-        if isinstance(exc, errors.FunctionError) and exc.__cause__ is not None:
-            return exc.__cause__
+    if isinstance(exc, ours.FunctionError) and exc.__cause__ is not None:
+        return exc.__cause__
     return exc
 
 

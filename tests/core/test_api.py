@@ -21,8 +21,7 @@ from . import harness
 from .harness import handle, to_function, typed
 
 ours = harness.ours
-needs_ours = pytest.mark.skipif(ours is None, reason="statefun_workers has no RequestReplyHandler yet")
-IMPLEMENTATIONS = [pytest.param(official, id="official"), pytest.param(ours, id="ours", marks=needs_ours)]
+IMPLEMENTATIONS = [pytest.param(official, id="official"), pytest.param(ours, id="ours")]
 
 KAFKA_RECORD = "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord"
 
@@ -52,14 +51,12 @@ def test_official_name_list_is_the_documented_one():
     assert set(NAMES) == documented
 
 
-@needs_ours
 @pytest.mark.parametrize("name", NAMES)
 def test_name_is_exported(name):
     assert hasattr(ours, name), f"statefun_workers has no {name}"
     assert name in ours.__all__, f"{name} is missing from statefun_workers.__all__"
 
 
-@needs_ours
 def test_star_import_gives_every_official_name():
     namespace: dict = {}
     exec("from statefun_workers import *", namespace)
@@ -96,7 +93,6 @@ def _signature(obj):
         return None
 
 
-@needs_ours
 @pytest.mark.parametrize("name", NAMES)
 def test_same_call_signature(name):
     theirs, mine = getattr(official, name), getattr(ours, name)
@@ -117,7 +113,6 @@ def _public_members(cls) -> list[str]:
     return sorted(n for n in dir(cls) if not n.startswith("_"))
 
 
-@needs_ours
 @pytest.mark.parametrize("name", [n for n in NAMES if inspect.isclass(getattr(official, n))])
 def test_class_members_and_method_signatures(name):
     theirs, mine = getattr(official, name), getattr(ours, name)
@@ -132,13 +127,11 @@ def test_class_members_and_method_signatures(name):
             assert problem is None, f"{name}.{member}: {problem}"
 
 
-@needs_ours
 def test_handle_async_is_a_coroutine_function_and_handle_sync_is_not():
     assert inspect.iscoroutinefunction(ours.RequestReplyHandler.handle_async)
     assert not inspect.iscoroutinefunction(ours.RequestReplyHandler.handle_sync)
 
 
-@needs_ours
 def test_builtin_types_are_distinct_and_named_as_the_official_ones():
     for n in ("BoolType", "IntType", "FloatType", "DoubleType", "LongType", "StringType"):
         assert getattr(ours, n).typename == getattr(official, n).typename
@@ -146,7 +139,6 @@ def test_builtin_types_are_distinct_and_named_as_the_official_ones():
                                                     "StringType")}) == 6
 
 
-@needs_ours
 def test_context_can_be_subclassed_like_the_official_abstract_context():
     """User test doubles subclass ``statefun.Context`` and implement the three abstract properties."""
 
@@ -178,7 +170,6 @@ def test_context_can_be_subclassed_like_the_official_abstract_context():
         assert ctx.sent == ["m"] and ctx.caller is None
 
 
-@needs_ours
 def test_context_subclass_without_init_can_be_instantiated():
     """A minimal fake (no ``__init__``) instantiates with no arguments on the official abstract Context."""
 
@@ -370,7 +361,6 @@ def test_storage_resolution(sf):
         == ["a"]
 
 
-@needs_ours
 def test_a_name_that_is_no_value_spec_is_refused_naming_the_function():
     def script(s):
         with pytest.raises(AttributeError, match="'typo' is not a registered ValueSpec for the function 'org.foo/f'"):
@@ -552,7 +542,6 @@ def _awaitable_batch(fail_on=None):
     return ours.RequestReplyHandler(functions), body
 
 
-@needs_ours
 @pytest.mark.parametrize("entry", ["handle_async", "handle_sync"])
 def test_an_awaitable_returned_by_a_sync_function_is_awaited_and_the_batch_goes_on(entry):
     handler, body = _awaitable_batch()
@@ -566,7 +555,6 @@ def test_an_awaitable_returned_by_a_sync_function_is_awaited_and_the_batch_goes_
     assert official.IntType.serializer().deserialize(mutation.state_value.value) == 3
 
 
-@needs_ours
 @pytest.mark.parametrize("entry", ["dispatch_async", "dispatch_sync"])
 def test_an_awaitable_that_raises_fails_the_batch_at_its_message(entry):
     handler, body = _awaitable_batch(fail_on=1)

@@ -17,15 +17,12 @@ Example counts keep this file under a minute on a shared 2-core machine.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from . import harness
 from .harness import Sink, build_functions, compare_outcomes, official, request_text, run_coro, run_handler
 from .strategies import OTHER_FUNCTION, cases, function_defs, requests
-
-needs_ours = pytest.mark.skipif(harness.ours is None, reason="statefun_workers has no RequestReplyHandler yet")
 
 SETTINGS = dict(
     deadline=None,
@@ -72,7 +69,6 @@ def test_oracle_is_deterministic(case):
     compare_outcomes(_official_outcome((fdef,), body), _official_outcome((fdef,), body), "official twice")
 
 
-@needs_ours
 @settings(max_examples=800, **SETTINGS)
 @given(cases())
 def test_same_outcome_as_official(case):
@@ -88,7 +84,6 @@ def two_function_cases(draw):
     return (first, second), draw(requests(target, max_invocations=4))
 
 
-@needs_ours
 @settings(max_examples=150, **SETTINGS)
 @given(two_function_cases())
 def test_dispatch_on_target_with_two_functions(case):

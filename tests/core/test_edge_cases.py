@@ -22,7 +22,6 @@ from . import harness
 from .harness import handle, to_function, typed
 
 ours = harness.ours
-pytestmark = pytest.mark.skipif(ours is None, reason="statefun_workers has no RequestReplyHandler yet")
 
 MODIFY = FromFunction.PersistedValueMutation.MODIFY
 DELETE = FromFunction.PersistedValueMutation.DELETE

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_manifests import DEPLOY, KUSTOMIZATIONS, POOL_NAME, REPO, container, find
-from kustomize_lite import render
+
+from .k8s_manifests import DEPLOY, KUSTOMIZATIONS, POOL_NAME, REPO, container, find
+from .kustomize_lite import render
 
 
 @pytest.fixture(scope="session")

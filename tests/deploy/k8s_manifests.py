@@ -1,12 +1,12 @@
-"""What the deploy/ tests share: where things are, which kustomizations exist, and small readers of manifests.
-
-(Not in conftest.py: test modules import these by name, and a plain `conftest` module name is shared with
-other test folders.)
-"""
+"""What the deploy/ tests share: where things are, which kustomizations exist, small readers of manifests, and
+the server's settings under a manifest's environment."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,3 +151,17 @@ def adapter_rules() -> list[dict[str, Any]]:
     values = yaml.safe_load((DEPLOY / "k8s" / "prometheus-adapter" / "values.yaml").read_text())
     assert values["rules"]["custom"] == rules, "values.yaml and rules.yaml carry different rules"
     return rules
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, Any]:
+    """bind / timeouts of statefun_workers.gunicorn_config as gunicorn reads them under this environment."""
+    code = ("import json, statefun_workers.gunicorn_config as c; print(json.dumps({k: getattr(c, k) for k in "
+            "('bind', 'graceful_timeout', 'keepalive', 'timeout')}))")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "PROMETHEUS_"))}
+    full_env.update(env)
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the path only exists in the pod
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True,
+                          text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -7,18 +7,17 @@ autoscaler reading a metric nobody exports, a module that calls a host that does
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from k8s_manifests import (
+
+from statefun_workers.settings import Settings
+
+from .k8s_manifests import (
     DEPLOY,
     POOL_KUSTOMIZATIONS,
     POOL_NAME,
@@ -31,6 +30,7 @@ from k8s_manifests import (
     find,
     find_all,
     flink_duration_seconds,
+    gunicorn_settings,
     labels_match,
     promql_metric_names,
     setting,
@@ -52,24 +52,6 @@ def port_number(c: dict[str, Any], port: int | str) -> int:
     named = [p["containerPort"] for p in c.get("ports", []) if p.get("name") == port]
     assert named, f"no container port named {port!r}"
     return named[0]
-
-
-
-
-def gunicorn_settings(env: dict[str, str]) -> dict[str, Any] | None:
-    """bind / timeouts of statefun_workers.gunicorn_config as gunicorn reads them under this environment."""
-    code = ("import json, statefun_workers.gunicorn_config as c; print(json.dumps({k: getattr(c, k) for k in "
-            "('bind', 'graceful_timeout', 'keepalive', 'timeout')}))")
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "PROMETHEUS_"))}
-    full_env.update(env)
-    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the path only exists in the pod
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True,
-                          text=True,
-                          timeout=60)
-    if proc.returncode != 0 and "No module named 'statefun_workers.gunicorn_config'" in proc.stderr:
-        return None
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---- Deployment, Service, PodDisruptionBudget --------------------------------------------------------------
@@ -96,8 +78,6 @@ def test_service_port_reaches_the_port_gunicorn_binds(base, pool_container) -> N
 def test_gunicorn_binds_the_container_port(pool_container) -> None:
     env = env_of(pool_container)
     found = gunicorn_settings(env)
-    if found is None:
-        pytest.skip("statefun_workers.gunicorn_config is not there yet")
     binds = found["bind"] if isinstance(found["bind"], list) else [found["bind"]]
     port = port_number(pool_container, "http")
     # Every address, not loopback: the kubelet and the Service reach the pod on its IP.
@@ -106,12 +86,11 @@ def test_gunicorn_binds_the_container_port(pool_container) -> None:
 
 def test_settings_accept_the_deployment_environment(pool_container) -> None:
     """Every variable the Deployment sets is one the server reads, with a value it accepts."""
-    settings = pytest.importorskip("statefun_workers.settings")
     env = env_of(pool_container)
     contract = (REPO / "docs" / "contracts.md").read_text()
     for name in env:
         assert f"`{name}`" in contract, f"{name} is not a documented server variable"
-    parsed = settings.Settings.from_env(env)
+    parsed = Settings.from_env(env)
     assert parsed.port == int(env["PORT"])
     assert parsed.graceful_timeout == float(env["STATEFUN_GRACEFUL_TIMEOUT"])
     assert parsed.keepalive == float(env["STATEFUN_KEEPALIVE"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from k8s_manifests import KUSTOMIZATIONS, REPO
+from .k8s_manifests import KUSTOMIZATIONS, REPO
 
 DOC = (REPO / "docs" / "deploy.md").read_text()
 

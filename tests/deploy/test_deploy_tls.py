@@ -20,8 +20,19 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from k8s_manifests import DEPLOY, POOL_NAME, REPO, container, env_of, example_typenames, find, find_all
-from kustomize_lite import object_id
+
+from .k8s_manifests import (
+    DEPLOY,
+    POOL_NAME,
+    REPO,
+    container,
+    env_of,
+    example_typenames,
+    find,
+    find_all,
+    gunicorn_settings,
+)
+from .kustomize_lite import object_id
 
 OVERLAY = "deploy/k8s/overlays/tls"
 RUNTIME = "deploy/statefun-tls"
@@ -139,8 +150,6 @@ def test_network_policy_gives_each_caller_one_port(tls_objects, tls_container) -
 
 
 def test_gunicorn_binds_both_ports(tls_objects, certs) -> None:
-    from test_deploy_agreement import gunicorn_settings  # noqa: PLC0415
-
     env = local_env(tls_objects, certs)
     found = gunicorn_settings(env)
     assert found is not None

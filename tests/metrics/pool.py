@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -13,18 +12,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import Samples, parse
 from statefun.request_reply_pb2 import Address, FromFunction, ToFunction, TypedValue
+
+from tests.support import free_port
+
+from .scrapes import Samples, parse
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 INT_TYPENAME = "io.statefun.types/int"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def int_value(v: int) -> TypedValue:

@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Samples, scrape_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from results import batch_result
 
 from statefun_workers import metrics, multiprocess
 from statefun_workers.metrics import Recorder
+
+from .results import batch_result
+from .scrapes import Samples, scrape_dir
 
 T = "test/fn"
 OK = ("statefun_invocations_total", (("outcome", "ok"), ("typename", T)))

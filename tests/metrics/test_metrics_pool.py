@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import threading
@@ -22,11 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Samples, dashboard_queries
-from metrics_functions import COUNTER, FAILING, STATELESS
-from pool import Pool, free_port, from_function, start_pool, state_bytes, to_function
 
 from statefun_workers.metrics import DURATION_BUCKETS
+from tests.support import require_tool
+
+from .metrics_functions import COUNTER, FAILING, STATELESS
+from .pool import Pool, free_port, from_function, start_pool, state_bytes, to_function
+from .scrapes import REPO, Samples, dashboard_queries
 
 pytestmark = pytest.mark.server
 
@@ -234,9 +235,6 @@ def prom_query(port: int, expr: str) -> list[dict[str, object]]:
     return answer["data"]["result"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="needs Debian's prometheus (scripts/install-system-deps.sh)"
-)
 def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "prometheus.yml"
@@ -249,7 +247,7 @@ def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: 
     with open(tmp_path / "prometheus.log", "wb") as prom_log:
         prom = subprocess.Popen(
             [
-                "prometheus",
+                require_tool("prometheus", "Debian's prometheus package (scripts/install-system-deps.sh)"),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -6,17 +6,18 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import Samples, parse
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import Counter, Histogram, values
-from results import batch_result
 
 from statefun_workers import metrics
 from statefun_workers._tally import SIZE_BUCKETS, bucket
 from statefun_workers.errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
 from statefun_workers.handler import BatchResult
 from statefun_workers.metrics import DURATION_BUCKETS, FAMILIES, Recorder
+
+from .results import batch_result
+from .scrapes import Samples, parse
 
 T = "test/fn"
 

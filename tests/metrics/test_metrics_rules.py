@@ -3,42 +3,37 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DASHBOARD, REPO, dashboard_queries
 
 from statefun_workers.metrics import FAMILIES
+from tests.support import require_tool
+
+from .scrapes import DASHBOARD, REPO, dashboard_queries
 
 RULES = REPO / "deploy" / "prometheus" / "statefun-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "statefun-rules.test.yml"
 
-promtool = pytest.mark.skipif(
-    shutil.which("promtool") is None,
-    reason="needs Debian's prometheus package (scripts/install-system-deps.sh)",
-)
 
 
 def run(*args: str) -> str:
-    done = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60)
+    promtool = require_tool("promtool", "Debian's prometheus package (scripts/install-system-deps.sh)")
+    done = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
-@promtool
 def test_rules_pass_promtool_check() -> None:
     assert "SUCCESS" in run("check", "rules", str(RULES))
 
 
-@promtool
 def test_rules_pass_their_unit_tests() -> None:
     assert "SUCCESS" in run("test", "rules", str(RULE_TESTS))
 
 
-@promtool
 def test_every_dashboard_query_parses(tmp_path: Path) -> None:
     """promtool parses each query as the expression of a recording rule: a syntax error fails the check."""
     queries = dashboard_queries()

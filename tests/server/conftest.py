@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 from .wire import REPO
 
@@ -37,13 +38,6 @@ def poll(condition: Callable[[], object], timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s: {condition}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
