@@ -6,8 +6,14 @@ PYTHON ?= python3
 VENV := .venv
 PROTOBUF_MIN_VENV := .venv-protobuf-min
 PY := $(VENV)/bin/python
-# The modules setup.py compiles with mypyc; an edit to one of them rebuilds the extensions.
-COMPILED := $(addprefix statefun_workers/,_wire.py types.py messages.py egress.py context.py _dispatch.py cells.py _read.py _tally.py _json.py)
+# The modules setup.py compiles with mypyc (statefun_workers/build_info.py's COMPILED_MODULES, the one list);
+# an edit to one of them rebuilds the extensions.
+COMPILED := $(shell $(PYTHON) -c 'import ast; tree = ast.parse(open("statefun_workers/build_info.py").read()); \
+  print(*[f"statefun_workers/{n}.py" for s in tree.body if isinstance(s, ast.Assign) \
+  and getattr(s.targets[0], "id", "") == "COMPILED_MODULES" for n in ast.literal_eval(s.value)])')
+ifeq ($(strip $(COMPILED)),)
+$(error no COMPILED_MODULES read from statefun_workers/build_info.py)
+endif
 
 .PHONY: serve runtime test test-fast build protos check-protos bench bench-peers fuzz system-deps clean
 

@@ -14,6 +14,7 @@ The build never deletes or writes files of the source tree other than what setup
 
 from __future__ import annotations
 
+import ast
 import os
 import shlex
 import shutil
@@ -23,18 +24,17 @@ import sysconfig
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED_MODULES = [
-    "statefun_workers/_wire.py",
-    "statefun_workers/types.py",
-    "statefun_workers/messages.py",
-    "statefun_workers/egress.py",
-    "statefun_workers/context.py",
-    "statefun_workers/_dispatch.py",
-    "statefun_workers/cells.py",
-    "statefun_workers/_read.py",
-    "statefun_workers/_tally.py",
-    "statefun_workers/_json.py",
-]
+
+def compiled_modules() -> list[str]:
+    """The paths of ``statefun_workers.build_info.COMPILED_MODULES`` (the one list), read from the file's text."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "statefun_workers", "build_info.py")
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "COMPILED_MODULES":
+            return [f"statefun_workers/{name}.py" for name in ast.literal_eval(node.value)]
+    raise SystemExit("statefun-workers: statefun_workers/build_info.py has no COMPILED_MODULES tuple")
+
 
 _HINT = ("install a C compiler and Python's headers (Debian: gcc python3-dev), or set "
          "STATEFUN_WORKERS_PURE_PYTHON=1 to install the slower pure-Python modules on purpose")
@@ -76,7 +76,7 @@ def extensions() -> list:
     try:
         # NOTE: the shared runtime library goes inside the package (not at the top level, mypyc's default),
         #   so that an editable install, which maps only the package, finds it from any directory.
-        return mypycify(COMPILED_MODULES, opt_level="3", group_name="statefun_workers._compiled")
+        return mypycify(compiled_modules(), opt_level="3", group_name="statefun_workers._compiled")
     except SystemExit as ex:  # mypyc exits after printing the type errors it found
         _say("mypy found errors in the modules to compile (above); the build stops here. The build requirements "
              "in pyproject.toml pin what mypy's verdict depends on. Or set STATEFUN_WORKERS_PURE_PYTHON=1")

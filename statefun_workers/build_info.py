@@ -25,7 +25,8 @@ __all__ = ["COMPILED_MODULES", "BuildInfoCollector", "compiled", "labels", "log_
 
 COMPILED_MODULES = ("_wire", "types", "messages", "egress", "context", "_dispatch", "cells", "_read", "_tally",
                     "_json")
-"""The modules setup.py compiles with mypyc (tests/test_compiled.py checks that both name the same)."""
+"""The modules mypyc compiles: the one list. setup.py and the Makefile read it from this file's text (a build
+cannot import the package before its dependencies are installed), so it stays a literal tuple."""
 
 log = logging.getLogger(f"{LOGGER_NAME}.start")
 

@@ -72,7 +72,7 @@ class StatefulFunction:
         self.spec_names = frozenset(spec.name for spec in self.specs)
         self.cell_args = tuple(cell_arguments(spec) for spec in self.specs)
         self.encoders = tuple(codec(spec.type)[0] for spec in self.specs)
-        # PERF: the constant parts of each spec's mutations, encoded once (see RequestReplyHandler._respond).
+        # PERF: the constant parts of each spec's mutations, encoded once (see _dispatch.respond).
         self.value_prefixes = tuple(_wire.value_prefix(spec.type.typename) for spec in self.specs)
         self.modify_prefixes = tuple(_wire.modify_prefix(spec.name) for spec in self.specs)
         self.delete_mutations = tuple(

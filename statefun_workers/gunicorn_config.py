@@ -21,19 +21,20 @@ defaults in ``docs/contracts.md``). Choices, and why:
 * ``graceful_timeout`` = drain + ``STATEFUN_GRACEFUL_TIMEOUT`` + a margin: the master must not SIGKILL a
   worker that is still draining or finishing batches (the worker enforces the inner deadlines itself).
 
-Each hook forwards to the function of the same name and signature in ``statefun_workers.multiprocess`` (the
-Prometheus multiprocess bookkeeping) when that module defines it; see ``docs/contracts.md``.
+The hooks keep the Prometheus metrics: the master's directory bookkeeping in ``statefun_workers.multiprocess``,
+each worker's recorder in ``statefun_workers.metrics``; see ``docs/contracts.md``.
 """
 
 from __future__ import annotations
 
 import gc as _gc
-import importlib as _importlib
 import math as _math
 import os as _os
 from typing import Any as _Any
 
 from statefun_workers import build_info as _build_info
+from statefun_workers import metrics as _metrics
+from statefun_workers import multiprocess as _multiprocess
 from statefun_workers import tls as _tls
 from statefun_workers.cpu import available_cpus as _available_cpus
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
@@ -77,22 +78,9 @@ proc_name = "statefun-workers"
 control_socket_disable = True
 
 
-def _forward(hook: str, *args: _Any) -> None:
-    """Call ``statefun_workers.multiprocess.<hook>(*args)`` when it exists (metrics are optional)."""
-    try:
-        module = _importlib.import_module("statefun_workers.multiprocess")
-    except ModuleNotFoundError as ex:
-        if ex.name != "statefun_workers.multiprocess":
-            raise
-        return
-    function = getattr(module, hook, None)
-    if function is not None:
-        function(*args)
-
-
 def on_starting(server: _Any) -> None:
-    """Master, before the app loads: e.g. wipe the Prometheus multiprocess directory of a previous run."""
-    _forward("on_starting", server)
+    """Master, before the app loads: wipe the Prometheus multiprocess directory of a previous run."""
+    _multiprocess.on_starting(server)
 
 
 def when_ready(server: _Any) -> None:
@@ -101,24 +89,23 @@ def when_ready(server: _Any) -> None:
     their object headers."""
     _build_info.log_start()
     _gc.freeze()
-    _forward("when_ready", server)
 
 
 def post_fork(server: _Any, worker: _Any) -> None:
-    """Worker, just after fork: e.g. count it as live in the metrics."""
-    _forward("post_fork", server, worker)
+    """Worker, just after fork: count it as live in the metrics and start flushing its totals."""
+    _metrics.worker_started()
 
 
 def worker_exit(server: _Any, worker: _Any) -> None:
-    """Worker, as it exits normally: e.g. flush its last metrics."""
-    _forward("worker_exit", server, worker)
+    """Worker, as it exits normally: flush its last metrics."""
+    _metrics.worker_exiting()
 
 
 def on_exit(server: _Any) -> None:
-    """Master, stopping: e.g. remove a temporary metrics directory it made at start."""
-    _forward("on_exit", server)
+    """Master, stopping: remove a temporary metrics directory it made at start."""
+    _multiprocess.on_exit(server)
 
 
 def child_exit(server: _Any, worker: _Any) -> None:
-    """Master, after a worker exited for any reason (SIGKILL included): e.g. archive its metrics."""
-    _forward("child_exit", server, worker)
+    """Master, after a worker exited for any reason (SIGKILL included): archive its metrics."""
+    _multiprocess.child_exit(server, worker)

@@ -92,7 +92,7 @@ class RequestReplyHandler:
             self._executor.shutdown(wait=False)
 
     def __del__(self) -> None:
-        # NOTE: __del__ rather than weakref.finalize: a class compiled by mypyc takes no weak references.
+        # NOTE: a handler dropped without close() still closes its loops (an open loop warns when collected).
         loops = getattr(self, "_loops", None)  # absent when __init__ refused its arguments
         if loops:
             _close_loops(loops)

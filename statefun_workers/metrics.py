@@ -5,7 +5,7 @@ update takes a process-wide lock, checks the pid and packs into an mmap, 1–2 �
 series, 25–40 µs in all (measured, ``benchmarks/metrics_hot_path.py``), most of the ~50 µs a request may cost
 at 20k requests/s per core. So the request path only adds to plain numbers (the :class:`Recorder`'s
 compiled half, ``_tally``: about 0.6 µs per request in all), and a daemon thread writes the cumulative totals
-into this worker's files of the multiprocess directory every :data:`FLUSH_INTERVAL` seconds, in
+into this worker's files of the multiprocess directory every ``STATEFUN_METRICS_FLUSH_SECONDS``, in
 prometheus-client's own file format, so its ``MultiProcessCollector`` adds them up over workers. The worker's
 last flush runs at exit (``worker_exiting``), so nothing is lost when a worker is replaced; a scrape flushes its
 own worker first, and sees the other workers at most one interval old.
@@ -13,11 +13,14 @@ own worker first, and sees the other workers at most one interval old.
 Values written are absolute cumulative totals (never deltas), so a repeated or racing flush can never count
 twice, and ``statefun_busy_seconds_total`` is clamped to never go down.
 
-Process model: the gunicorn master never records (it imports this module for the constants only); each worker
-owns one :data:`recorder`, started by ``worker_started`` (gunicorn ``post_fork``) or lazily by its first
-request; a fork resets it in the child. Without ``PROMETHEUS_MULTIPROC_DIR`` (a single process, tests) the
-recorder uses a private temporary directory and :func:`render` also exposes prometheus-client's default
-registry.
+Process model: importing this module does nothing; :func:`install` (called by ``create_app`` through
+:func:`make_recorder`, by the gunicorn hooks and by :func:`render`) makes this process's :data:`recorder` once
+and registers its fork reset and exit flush. The gunicorn master never records; each worker owns the recorder it
+inherited, reset by the fork, started by ``worker_started`` (gunicorn ``post_fork``) or lazily by its first
+request. Without ``PROMETHEUS_MULTIPROC_DIR`` (a single process, tests) the recorder uses a private temporary
+directory and :func:`render` also exposes prometheus-client's default registry.
+
+Imports flow one way: this module uses ``multiprocess`` (the directory and its collector), never the reverse.
 """
 
 from __future__ import annotations
@@ -39,14 +42,16 @@ from statefun_workers import build_info, multiprocess
 from statefun_workers._tally import DURATION_BUCKETS, MAX_ERROR_REASONS, SIZE_BUCKETS, UNKNOWN, Tally, Totals
 from statefun_workers.handler import BLOCKING
 from statefun_workers.limits import REFUSALS
+from statefun_workers.settings import Settings
 
 __all__ = [
     "DURATION_BUCKETS",
-    "FLUSH_INTERVAL",
+    "FLUSH_SECONDS",
     "MAX_ERROR_REASONS",
     "SIZE_BUCKETS",
     "UNKNOWN",
     "Recorder",
+    "install",
     "make_recorder",
     "recorder",
     "render",
@@ -56,8 +61,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = float(os.environ.get("STATEFUN_METRICS_FLUSH_SECONDS", "0.1"))
-"""Seconds between two flushes of a worker's totals: how stale a scrape may be for the other workers."""
+FLUSH_SECONDS = Settings().metrics_flush_seconds
+"""Seconds between two flushes of a worker's totals by default (``STATEFUN_METRICS_FLUSH_SECONDS``): how stale a
+scrape may be for the other workers."""
 
 OUTGOING_KINDS = ("message", "delayed_message", "cancellation", "egress")
 
@@ -77,7 +83,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "statefun_requests_in_flight": ("gauge", "Requests being handled now, over live workers."),
     "statefun_worker_processes": ("gauge", "Live worker processes."),
     "statefun_busy_seconds": ("counter", "Seconds workers had at least one request in flight."),
-    "statefun_worker_exits": ("counter", "Worker processes that exited (restart, max_requests, crash)."),
+    "statefun_worker_exits": ("counter", multiprocess.WORKER_EXITS_HELP),
     "statefun_connections_refused": (
         "counter", "Connections the HTTP layer answered and closed at a bound, by reason (statefun_workers.limits)."),
     "statefun_blocking_threads_busy": (
@@ -168,7 +174,7 @@ class Recorder(Tally):
     """
 
     def __init__(
-        self, *, directory: str | None = None, pid: int | None = None, interval: float | None = FLUSH_INTERVAL
+        self, *, directory: str | None = None, pid: int | None = None, interval: float | None = FLUSH_SECONDS
     ) -> None:
         """``directory``/``pid``/``interval=None`` (no thread, flush by hand) let tests simulate workers."""
         self._directory = directory
@@ -287,32 +293,46 @@ class Recorder(Tally):
             )
 
 
-recorder = Recorder()
-"""This process's recorder; the server calls ``recorder.request_started()``/``request_finished()``."""
+recorder: Recorder | None = None
+"""This process's recorder once :func:`install` made it; the server calls its ``request_started()`` and
+``request_finished()``."""
 
-os.register_at_fork(after_in_child=recorder._reset)
+
+def install(settings: Settings | None = None) -> Recorder:
+    """This process's :data:`recorder`, made on the first call with ``settings`` (else the environment's).
+
+    The first call also registers what the recorder needs from the process: a reset in a forked child (a worker
+    starts from zero) and a last flush at exit. Later calls return the same recorder.
+    """
+    global recorder
+    if recorder is None:
+        interval = (settings or Settings.from_env()).metrics_flush_seconds
+        recorder = made = Recorder(interval=interval)
+        os.register_at_fork(after_in_child=made._reset)
+        atexit.register(worker_exiting)
+    return recorder
 
 
-def make_recorder(typenames: Iterable[str] = ()) -> Recorder:
-    """The server's per-request hooks (docs/contracts.md): this process's :data:`recorder` (survives fork).
+def make_recorder(typenames: Iterable[str] = (), settings: Settings | None = None) -> Recorder:
+    """The server's per-request hooks (docs/contracts.md): this process's recorder (survives fork).
 
     ``typenames`` (the bound functions) get their series zeroed when a worker starts.
     """
-    recorder.typenames = tuple(typenames)
-    return recorder
+    made = install(settings)
+    made.typenames = tuple(typenames)
+    return made
 
 
 def worker_started() -> None:
     """gunicorn ``post_fork``: count the worker as live at once, zero the bound typenames' series, flush."""
-    recorder.start(recorder.typenames)
+    made = install()
+    made.start(made.typenames)
 
 
 def worker_exiting() -> None:
     """gunicorn ``worker_exit`` (and atexit): flush this worker's last totals before it goes."""
-    recorder.stop()
-
-
-atexit.register(worker_exiting)
+    if recorder is not None:
+        recorder.stop()
 
 
 def render() -> tuple[bytes, str]:
@@ -320,17 +340,18 @@ def render() -> tuple[bytes, str]:
 
     Runs in a thread (the server uses ``asyncio.to_thread``): it reads every file of the directory.
     """
-    if not recorder.active:
-        recorder.start()
-    recorder.flush()
-    directory = recorder.directory
+    made = install()
+    if not made.active:
+        made.start()
+    made.flush()
+    directory = made.directory
     assert directory is not None
     registry = CollectorRegistry()
     registry.register(multiprocess.LockedCollector(directory))
     # NOTE: not in the files: the same in every worker (all forked from the master that loaded the app).
     registry.register(build_info.BuildInfoCollector())
     body = generate_latest(registry)
-    if recorder.private:
+    if made.private:
         # NOTE: single process: prometheus-client's own metrics (user, process, GC) live in its registry.
         body += generate_latest(REGISTRY)
     return body, CONTENT_TYPE_LATEST

@@ -16,6 +16,9 @@ a few archives however many workers have come and gone.
 Only the master merges, only after the worker is reaped (it can no longer write), and only before gunicorn
 spawns the replacement, so pid reuse cannot mix two workers' values. Gauges in non-``live`` modes of dead
 workers are left alone, as upstream does (their meaning includes dead processes).
+
+This module knows nothing of the recorder (``statefun_workers.metrics`` imports it, never the reverse): it is
+the master's half, and the collector every scrape reads through.
 """
 
 from __future__ import annotations
@@ -36,14 +39,14 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 __all__ = [
     "ARCHIVE",
     "LOCK_FILE",
+    "WORKER_EXITS_HELP",
     "LockedCollector",
     "child_exit",
     "compact",
     "mark_process_dead",
+    "on_exit",
     "on_starting",
-    "post_fork",
     "prepare_directory",
-    "worker_exit",
 ]
 
 LOCK_FILE = ".statefun-metrics.lock"
@@ -55,14 +58,10 @@ ARCHIVE = "archive"
 _MERGED_TYPES = ("counter", "histogram", "summary")
 """File types whose values add up over processes, so a dead worker's can be folded into a sum."""
 
-_EXITS_KEY = mmap_key(
-    "statefun_worker_exits",
-    "statefun_worker_exits_total",
-    [],
-    [],
-    "Worker processes that exited (restart, max_requests, crash).",
-)
-"""Must match metrics.FAMILIES["statefun_worker_exits"] (a test checks); not imported by the master."""
+WORKER_EXITS_HELP = "Worker processes that exited (restart, max_requests, crash)."
+"""The help of ``statefun_worker_exits``, counted here and declared in ``metrics.FAMILIES``."""
+
+_EXITS_KEY = mmap_key("statefun_worker_exits", "statefun_worker_exits_total", [], [], WORKER_EXITS_HELP)
 
 
 _temporary_directory: str | None = None
@@ -93,7 +92,7 @@ def prepare_directory(path: str | None = None) -> str:
     return path
 
 
-# gunicorn hooks; statefun_workers.gunicorn_config forwards its hooks of the same names here.
+# The master's gunicorn hooks; statefun_workers.gunicorn_config calls them from its hooks of the same names.
 
 
 def on_starting(server: Any) -> None:
@@ -108,20 +107,6 @@ def on_exit(server: Any) -> None:
     if _temporary_directory is not None:
         shutil.rmtree(_temporary_directory, ignore_errors=True)
         _temporary_directory = None
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    """Worker start: count it live at once and start its flush thread."""
-    from statefun_workers import metrics  # NOTE: imported here: the master needs none of it.
-
-    metrics.worker_started()
-
-
-def worker_exit(server: Any, worker: Any) -> None:
-    """Worker, exiting normally: flush its last totals (also runs in the master for lost workers: a no-op)."""
-    from statefun_workers import metrics
-
-    metrics.worker_exiting()
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -204,8 +189,3 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:  # a live gauge file removed by mark_process_dead since the glob
         return 0
-
-
-def remove_directory(path: str) -> None:
-    """Delete a directory made by :func:`prepare_directory` (tests, single-process runs)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -12,7 +12,6 @@ may be configured with any ``urlPathTemplate``), ``GET /healthz``, ``GET /readyz
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import falcon
 import falcon.asgi
 
-from statefun_workers import RequestReplyHandler, StatefulFunctions, build_info
+from statefun_workers import RequestReplyHandler, StatefulFunctions, build_info, metrics
 from statefun_workers.errors import (
     ClientGoneError,
     FunctionError,
@@ -279,29 +278,16 @@ class ReadyResource:
 
 
 class MetricsResource:
-    """``GET /metrics``: what ``statefun_workers.metrics.render()`` returns, or 404 without it."""
+    """``GET /metrics``: what ``statefun_workers.metrics.render()`` returns."""
 
-    def __init__(self, render: Callable[[], tuple[bytes, str]] | None) -> None:
+    def __init__(self, render: Callable[[], tuple[bytes, str]]) -> None:
         self._render = render
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        if self._render is None:
-            raise falcon.HTTPNotFound(description="metrics are not installed (statefun_workers.metrics)")
         # NOTE: a multiprocess scrape reads one file per worker and type; keep that off the event loop.
         body, content_type = await asyncio.to_thread(self._render)
         resp.data = body
         resp.content_type = content_type
-
-
-def _metrics_hook(name: str) -> Any:
-    """``statefun_workers.metrics.<name>``, or None when the metrics module (or that name) is absent."""
-    try:
-        module = importlib.import_module("statefun_workers.metrics")
-    except ModuleNotFoundError as ex:
-        if ex.name != "statefun_workers.metrics":
-            raise
-        return None
-    return getattr(module, name, None)
 
 
 def _describe(ex: StatefunError, expose: bool = False) -> str:
@@ -389,15 +375,14 @@ def create_app(functions: StatefulFunctions, *, settings: Settings | None = None
     Args:
         functions: the registry to serve (freeze it before gunicorn forks).
         settings: limits; the defaults of :class:`Settings` when None.
-        recorder: per-request hooks; when None, ``statefun_workers.metrics.make_recorder(typenames)`` if the
-            metrics module is there. Pass :class:`NullRecorder` for no metrics.
+        recorder: per-request hooks; when None, this process's recorder
+            (``statefun_workers.metrics.make_recorder``). Pass :class:`NullRecorder` for no metrics.
         readiness: what ``/readyz`` reports; this process's :data:`PROCESS_READINESS` when None.
     """
     settings = settings or Settings()
     build_info.serve_typenames(functions.functions)
     if recorder is None:
-        make_recorder = _metrics_hook("make_recorder")
-        recorder = NullRecorder() if make_recorder is None else make_recorder(sorted(functions.functions))
+        recorder = metrics.make_recorder(sorted(functions.functions), settings)
     app = falcon.asgi.App(request_type=BatchRequest)
     # NOTE: threads start on first use, in a worker; none exist in the master when gunicorn forks.
     blocking_threads = settings.blocking_threads or min(32, (os.cpu_count() or 1) + 4)  # asyncio's default
@@ -431,4 +416,4 @@ def create_admin_app(
 def _add_admin_routes(app: falcon.asgi.App[Any, Any], readiness: Readiness | None) -> None:
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(readiness or PROCESS_READINESS))
-    app.add_route("/metrics", MetricsResource(_metrics_hook("render")))
+    app.add_route("/metrics", MetricsResource(metrics.render))

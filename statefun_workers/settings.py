@@ -74,6 +74,8 @@ class Settings:
     true when a client CA is set."""
     admin_port: int | None = None
     """``STATEFUN_ADMIN_PORT``: a second, plain-HTTP port serving only the probes and ``/metrics``."""
+    metrics_flush_seconds: float = 0.1
+    """``STATEFUN_METRICS_FLUSH_SECONDS``: how often a worker writes its metric totals for the scrape to read."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +108,7 @@ class Settings:
             max_buffered_bytes=_int(env, "STATEFUN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, minimum=1),
             batch_timeout=_seconds(env, "STATEFUN_BATCH_TIMEOUT", 30.0, minimum=0.01),
             expose_errors=_flag(env, "STATEFUN_EXPOSE_ERRORS"),
+            metrics_flush_seconds=_seconds(env, "STATEFUN_METRICS_FLUSH_SECONDS", 0.1, minimum=0.001),
             # TLS
             **_tls(env),
         )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import Counter, Histogram, values
 
-from statefun_workers import metrics
+from statefun_workers import metrics, multiprocess
 from statefun_workers._tally import SIZE_BUCKETS, bucket
 from statefun_workers.errors import FunctionError, MalformedRequestError, StatefunError, UnknownFunctionError
 from statefun_workers.handler import BatchResult
@@ -227,12 +232,10 @@ def test_render_single_process_uses_a_private_directory(monkeypatch: pytest.Monk
     directory = rec.directory
     assert rec.private and directory is not None
     rec.stop()
-    import os
-
     assert not os.path.exists(directory)
 
 
-def test_families_are_what_the_issue_names() -> None:
+def test_families_include_the_ones_dashboards_and_autoscaling_read() -> None:
     for name in (
         "statefun_invocations",
         "statefun_batches",
@@ -243,6 +246,47 @@ def test_families_are_what_the_issue_names() -> None:
         "statefun_busy_seconds",
     ):
         assert name in FAMILIES
+
+
+IMPORT_DOES_NOTHING = """
+import atexit, os
+hooks = []
+real_atexit, real_at_fork = atexit.register, os.register_at_fork
+atexit.register = lambda f, *a, **k: hooks.append(f) or real_atexit(f, *a, **k)
+os.register_at_fork = lambda **k: hooks.extend(k.values()) or real_at_fork(**k)
+import statefun_workers.gunicorn_config, statefun_workers.metrics as metrics, statefun_workers.server
+ours = lambda: [f for f in hooks if (getattr(f, "__module__", None) or "").startswith("statefun_workers")]
+assert metrics.recorder is None, "importing made a recorder"
+assert not ours(), f"importing registered {ours()}"
+made = metrics.install()
+assert made is metrics.install() is metrics.make_recorder(["a/b"])
+assert len(ours()) == 2, ours()
+print(made._interval)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if metrics.recorder is made and made.typenames == ("a/b",) and not made.active else 1)
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+"""
+
+
+def test_importing_does_nothing_and_install_reads_the_settings() -> None:
+    """Importing the metrics (or the server, or the gunicorn hooks) makes no recorder and registers no hook; the
+    first install() makes the one recorder, with the flush interval of STATEFUN_METRICS_FLUSH_SECONDS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "PROMETHEUS_"))}
+    env["STATEFUN_METRICS_FLUSH_SECONDS"] = "0.25"
+    done = subprocess.run([sys.executable, "-c", IMPORT_DOES_NOTHING], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.25"
+
+
+def test_the_metrics_directory_module_does_not_import_the_recorder() -> None:
+    """One way: metrics uses multiprocess; multiprocess (the master's half) never imports metrics."""
+    tree = ast.parse(Path(multiprocess.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names} | {node.module or "" for node in ast.walk(tree)
+                                              if isinstance(node, ast.ImportFrom)}
+    assert not {"metrics", "statefun_workers.metrics"} & imported, imported
 
 
 @given(st.one_of(st.floats(min_value=0.0, max_value=1e12), st.integers(min_value=0, max_value=1 << 40),
