@@ -5,6 +5,11 @@
 PYTHON ?= python3
 VENV := .venv
 PROTOBUF_MIN_VENV := .venv-protobuf-min
+UPSTREAM_MIN_VENV := .venv-upstream-min
+# The lowest version of each server dependency pyproject.toml allows (tests/test_upstream_range.py checks that
+# they agree); the main venv resolves the highest.
+UPSTREAM_FLOORS := uvicorn==0.53.0 uvicorn-worker==0.4.0 falcon==4.0.0 prometheus-client==0.20.0 gunicorn==23.0.0 \
+  httptools==0.6.0 uvloop==0.19.0
 PY := $(VENV)/bin/python
 # The modules setup.py compiles with mypyc (statefun_workers/build_info.py's COMPILED_MODULES, the one list);
 # an edit to one of them rebuilds the extensions.
@@ -44,6 +49,14 @@ $(PROTOBUF_MIN_VENV)/.installed:
 	$(PROTOBUF_MIN_VENV)/bin/python -m pip install -q protobuf==3.20.3 mypy-extensions
 	touch $@
 
+# The server's dependencies at their floors, and what the focused subset of tests needs; the package itself
+# runs from the checkout (tests/test_upstream_range.py).
+$(UPSTREAM_MIN_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(UPSTREAM_MIN_VENV)
+	$(UPSTREAM_MIN_VENV)/bin/python -m pip install -q $(UPSTREAM_FLOORS) 'protobuf>=3.20,<8' mypy-extensions \
+	  orjson pytest hypothesis pyyaml flink-statefun==3.5.0
+	touch $@
+
 serve: $(VENV)/.compiled
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py app
 
@@ -58,7 +71,8 @@ $(RUNNER): runtime/pom.xml $(shell find runtime/src -type f)
 runtime: $(RUNNER)
 	$(PYTHON) runtime/runner.py run $(RUNTIME_ARGS)
 
-test: $(VENV)/.test-installed $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed system-deps $(RUNNER)
+test: $(VENV)/.test-installed $(VENV)/.compiled $(PROTOBUF_MIN_VENV)/.installed $(UPSTREAM_MIN_VENV)/.installed \
+  system-deps $(RUNNER)
 	$(PY) -m pytest
 
 # The suite without the tests that start servers (quick feedback while editing).
@@ -86,4 +100,4 @@ fuzz: $(VENV)/.test-installed $(VENV)/.compiled
 	nice -n 10 $(PY) -m fuzz.campaign --runs $(FUZZ_RUNS)
 
 clean:
-	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) .pytest_cache .hypothesis build *__mypyc*.so statefun_workers/*.so
+	rm -rf $(VENV) $(PROTOBUF_MIN_VENV) $(UPSTREAM_MIN_VENV) .pytest_cache .hypothesis build *__mypyc*.so statefun_workers/*.so

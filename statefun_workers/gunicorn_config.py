@@ -36,6 +36,7 @@ from statefun_workers import build_info as _build_info
 from statefun_workers import metrics as _metrics
 from statefun_workers import multiprocess as _multiprocess
 from statefun_workers import tls as _tls
+from statefun_workers import upstream as _upstream
 from statefun_workers.cpu import available_cpus as _available_cpus
 from statefun_workers.logs import logconfig_dict as _logconfig_dict
 from statefun_workers.settings import Settings as _Settings
@@ -56,6 +57,7 @@ _SHUTDOWN_MARGIN_SECONDS = 2
 with _reported_start_errors():  # a bad variable or TLS file: one log line and exit 1, not a traceback
     _settings = _Settings.from_env()
     _tls.server_context(_settings)  # loaded once here, so a bad file stops the master before any fork
+    _upstream.check()  # an upstream release that moved an internal stops the master, naming it
 
 bind = [f"0.0.0.0:{_settings.port}"]
 if _settings.admin_port is not None:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 from .errors import ConfigurationError
 from .logs import LOGGER_NAME, logconfig_dict
+from .upstream import UpstreamError
 
 __all__ = ["describe", "reported_start_errors"]
 
@@ -38,7 +39,7 @@ def _where(ex: BaseException, skip: tuple[str, ...] = ()) -> str:
 
 def describe(ex: BaseException) -> tuple[str, str]:
     """(the cause in one line, a hint) for an exception raised while starting."""
-    cause = str(ex) if isinstance(ex, ConfigurationError) else f"{type(ex).__name__}: {ex}{_where(ex)}"
+    cause = str(ex) if isinstance(ex, (ConfigurationError, UpstreamError)) else f"{type(ex).__name__}: {ex}{_where(ex)}"
     missing = ex.__cause__ if isinstance(ex.__cause__, ImportError) else ex if isinstance(ex, ImportError) else None
     if missing is not None:
         if isinstance(ex, ConfigurationError) and missing.__traceback__ is not None:
@@ -47,6 +48,9 @@ def describe(ex: BaseException) -> tuple[str, str]:
         name = repr(missing.name) if missing.name else "the module"
         hint = (f"install {name} or put the folder holding it on PYTHONPATH (now "
                 f"{os.environ.get('PYTHONPATH', 'unset')!r}); the module search path is {os.pathsep.join(path)}")
+    elif isinstance(ex, UpstreamError):
+        hint = ("install the versions statefun-workers requires (`pip install statefun-workers` picks them; "
+                "`pip check` names a conflict)")
     elif isinstance(ex, ConfigurationError):
         hint = "fix the setting named above (the README's \"Serving\" lists every variable and its default)"
     else:

@@ -1,8 +1,8 @@
 """The core gives the same bytes on the oldest protobuf runtime it supports (3.20) as on the newest.
 
-``make test`` builds a venv with only ``protobuf==3.20.3`` (the pure-Python backend on Python 3.11+) (its
-interpreter may be given in STATEFUN_PROTOBUF_MIN_PYTHON); the core imports nothing else, so it runs from the
-checkout.
+``make test`` builds ``.venv-protobuf-min``, a venv with only ``protobuf==3.20.3`` (the pure-Python backend on
+Python 3.11+; STATEFUN_PROTOBUF_MIN_PYTHON may name another interpreter); the core imports nothing else, so it
+runs from the checkout.
 """
 
 from __future__ import annotations
