@@ -228,7 +228,7 @@ def respond(batch: Batch) -> BatchResult:
                                        + _wire.field_bytes(b"\x1a", state_value)))
     for target, message in context.messages:
         parts.append(_wire.field_bytes(_wire.OUTGOING_MESSAGE, _wire.invocation(
-            _address(target, message), message.encoded_value())))
+            _address_bytes(target, message), message.encoded_value())))
     cancellations = 0
     for delay, target, delayed, token in context.delayed:
         if delayed is None:
@@ -236,7 +236,7 @@ def respond(batch: Batch) -> BatchResult:
             parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.cancellation(token or "")))
         else:
             parts.append(_wire.field_bytes(_wire.DELAYED_INVOCATION, _wire.delayed_invocation(
-                delay, _address(target, delayed), delayed.encoded_value(), token or "")))
+                delay, _address_bytes(target, delayed), delayed.encoded_value(), token or "")))
     for target, egress in context.egresses:
         parts.append(_wire.field_bytes(_wire.OUTGOING_EGRESS, _wire.egress(target, egress.encoded_value())))
     result.state_bytes_written = written
@@ -264,7 +264,7 @@ def _unserializable(batch: Batch, index: int, ex: Exception) -> BatchResult:
 
 
 
-def _address(target: bytes, message: Message) -> bytes:
+def _address_bytes(target: bytes, message: Message) -> bytes:
     """Address bytes: the cached namespace and type fields (context.encoded_target), then the id."""
     return target + _wire.optional_str(b"\x1a", message.target_id)
 

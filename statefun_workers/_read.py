@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 
 from ._proto.request_reply_pb2 import ToFunction
 
-__all__ = ["MAX_DEPTH", "Address", "Batch", "Invocation", "Value", "read", "read_to_function", "read_with_protobuf"]
+__all__ = ["MAX_DEPTH", "Address", "Invocation", "Request", "Value", "read", "read_to_function", "read_with_protobuf"]
 
 
 class Value:
@@ -69,7 +69,7 @@ class Invocation:
         self.argument = argument
 
 
-class Batch:
+class Request:
     """An InvocationBatchRequest; ``present`` is False when the ToFunction had none."""
 
     __slots__ = ("present", "target", "state", "invocations")
@@ -89,6 +89,29 @@ MAX_DEPTH: Final = 100
 """How deep messages and groups may nest below the ToFunction: a group in the ToFunction is at depth 1, a group
 in its InvocationBatchRequest at depth 2. protobuf's upb parser (the default backend) allows the same 100,
 counted the same way, so both accept and refuse the same requests."""
+
+# Wire types, and the field numbers this reader keeps (request-reply.proto), named as _wire.py names the tags it
+# writes. PERF: Final ints are constants in the compiled code.
+VARINT: Final = 0
+FIXED64: Final = 1
+LENGTH_DELIMITED: Final = 2
+START_GROUP: Final = 3
+END_GROUP: Final = 4
+FIXED32: Final = 5
+TO_FUNCTION_INVOCATION: Final = 100  # ToFunction.invocation
+BATCH_TARGET: Final = 1  # InvocationBatchRequest.target
+BATCH_STATE: Final = 2  # InvocationBatchRequest.state
+BATCH_INVOCATIONS: Final = 3  # InvocationBatchRequest.invocations
+ADDRESS_NAMESPACE: Final = 1  # Address.namespace
+ADDRESS_TYPE: Final = 2  # Address.type
+ADDRESS_ID: Final = 3  # Address.id
+VALUE_TYPENAME: Final = 1  # TypedValue.typename
+VALUE_HAS_VALUE: Final = 2  # TypedValue.has_value
+VALUE_VALUE: Final = 3  # TypedValue.value
+PERSISTED_NAME: Final = 1  # PersistedValue.state_name
+PERSISTED_VALUE: Final = 2  # PersistedValue.state_value
+INVOCATION_CALLER: Final = 1  # Invocation.caller
+INVOCATION_ARGUMENT: Final = 2  # Invocation.argument
 
 
 def _varint(data: bytes, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
@@ -149,20 +172,20 @@ def _length(data: bytes, pos: int, end: int) -> tuple[int, int]:
 def _skip(data: bytes, pos: int, end: int, number: int, wire_type: int, depth: int) -> int:
     """Skip the value of a field this reader does not keep, in a message at ``depth``; return the position
     after it."""
-    if wire_type == 3:
+    if wire_type == START_GROUP:
         return _skip_group(data, pos, end, number, depth + 1)
     return _skip_scalar(data, pos, end, wire_type)
 
 
 def _skip_scalar(data: bytes, pos: int, end: int, wire_type: int) -> int:
     """Skip a value that is not a group; return the position after it."""
-    if wire_type == 0:
+    if wire_type == VARINT:
         return _varint(data, pos, end, 10)[1]
-    if wire_type == 2:
+    if wire_type == LENGTH_DELIMITED:
         return _length(data, pos, end)[0]
-    if wire_type == 1:
+    if wire_type == FIXED64:
         pos += 8
-    elif wire_type == 5:
+    elif wire_type == FIXED32:
         pos += 4
     else:
         raise ValueError(f"unsupported wire type {wire_type}")
@@ -181,13 +204,13 @@ def _skip_group(data: bytes, pos: int, end: int, number: int, depth: int) -> int
         if pos >= end:
             raise ValueError("truncated group")
         inner, wire_type, pos = _group_key(data, pos, end)
-        if wire_type == 4:
+        if wire_type == END_GROUP:
             if inner != numbers.pop():
                 raise ValueError("mismatched end of group")
             if not numbers:
                 return pos
             depth -= 1
-        elif wire_type == 3:
+        elif wire_type == START_GROUP:
             depth += 1
             numbers.append(inner)
         else:
@@ -234,11 +257,11 @@ def _address(data: bytes, pos: int, end: int, depth: int) -> Address:
     namespace = type_ = id_ = ""
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if wire_type == 2 and 1 <= number <= 3:
+        if wire_type == LENGTH_DELIMITED and ADDRESS_NAMESPACE <= number <= ADDRESS_ID:
             stop, start = _length(data, pos, end)
-            if number == 1:
+            if number == ADDRESS_NAMESPACE:
                 namespace = _text(data, start, stop)
-            elif number == 2:
+            elif number == ADDRESS_TYPE:
                 type_ = _text(data, start, stop)
             else:
                 id_ = _text(data, start, stop)
@@ -256,14 +279,14 @@ def _value(data: bytes, pos: int, end: int, depth: int) -> Value:
     value = _EMPTY
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if number == 1 and wire_type == 2:
+        if number == VALUE_TYPENAME and wire_type == LENGTH_DELIMITED:
             stop, start = _length(data, pos, end)
             typename = _text(data, start, stop)
             pos = stop
-        elif number == 2 and wire_type == 0:
+        elif number == VALUE_HAS_VALUE and wire_type == VARINT:
             flag, pos = _varint(data, pos, end, 10)
             has_value = flag != 0
-        elif number == 3 and wire_type == 2:
+        elif number == VALUE_VALUE and wire_type == LENGTH_DELIMITED:
             stop, start = _length(data, pos, end)
             value = data[start:stop]
             pos = stop
@@ -284,9 +307,9 @@ def _persisted_value(data: bytes, pos: int, end: int) -> tuple[str, Value | None
     values: _Ranges | None = None
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if wire_type == 2 and (number == 1 or number == 2):
+        if wire_type == LENGTH_DELIMITED and (number == PERSISTED_NAME or number == PERSISTED_VALUE):
             stop, start = _length(data, pos, end)
-            if number == 1:
+            if number == PERSISTED_NAME:
                 name = _text(data, start, stop)
             else:
                 values = _sub_message_ranges(values, data, start, stop)
@@ -304,9 +327,9 @@ def _invocation(data: bytes, pos: int, end: int) -> Invocation:
     arguments: _Ranges | None = None
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if wire_type == 2 and (number == 1 or number == 2):
+        if wire_type == LENGTH_DELIMITED and (number == INVOCATION_CALLER or number == INVOCATION_ARGUMENT):
             stop, start = _length(data, pos, end)
-            if number == 1:
+            if number == INVOCATION_CALLER:
                 callers = _sub_message_ranges(callers, data, start, stop)
             else:
                 arguments = _sub_message_ranges(arguments, data, start, stop)
@@ -323,18 +346,18 @@ def _invocation(data: bytes, pos: int, end: int) -> Invocation:
     return Invocation(caller, _value(merged, start, stop, 3))
 
 
-def _batch(data: bytes, pos: int, end: int, depth: int) -> Batch:
+def _request(data: bytes, pos: int, end: int, depth: int) -> Request:
     """An InvocationBatchRequest at ``depth``: always 1."""
     targets: _Ranges | None = None
     state: list[tuple[str, Value | None]] = []
     invocations: list[Invocation] = []
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if wire_type == 2 and 1 <= number <= 3:
+        if wire_type == LENGTH_DELIMITED and BATCH_TARGET <= number <= BATCH_INVOCATIONS:
             stop, start = _length(data, pos, end)
-            if number == 1:
+            if number == BATCH_TARGET:
                 targets = _sub_message_ranges(targets, data, start, stop)
-            elif number == 2:
+            elif number == BATCH_STATE:
                 state.append(_persisted_value(data, start, stop))
             else:
                 invocations.append(_invocation(data, start, stop))
@@ -346,31 +369,31 @@ def _batch(data: bytes, pos: int, end: int, depth: int) -> Batch:
     else:
         merged, start, stop = targets.merged(_address, depth + 1)
         target = _address(merged, start, stop, depth + 1)
-    return Batch(True, target, state, invocations)
+    return Request(True, target, state, invocations)
 
 
-def read_to_function(data: bytes) -> Batch:
+def read_to_function(data: bytes) -> Request:
     """Read a serialized ToFunction; ``ValueError`` if it is not one."""
     end = len(data)
     pos = 0
     batches: _Ranges | None = None
     while pos < end:
         number, wire_type, pos = _key(data, pos, end)
-        if number == 100 and wire_type == 2:
+        if number == TO_FUNCTION_INVOCATION and wire_type == LENGTH_DELIMITED:
             stop, start = _length(data, pos, end)
             batches = _sub_message_ranges(batches, data, start, stop)
             pos = stop
         else:
             pos = _skip(data, pos, end, number, wire_type, 0)
     if batches is None:
-        batch = _batch(_EMPTY, 0, 0, 1)
+        batch = _request(_EMPTY, 0, 0, 1)
         batch.present = False
         return batch
-    merged, start, stop = batches.merged(_batch, 1)
-    return _batch(merged, start, stop, 1)
+    merged, start, stop = batches.merged(_request, 1)
+    return _request(merged, start, stop, 1)
 
 
-def read_with_protobuf(data: bytes) -> Batch:
+def read_with_protobuf(data: bytes) -> Request:
     """The same reading through protobuf's own parser.
 
     PERF: this module's reader is fast once compiled by mypyc and several times slower than protobuf's C parser
@@ -398,7 +421,7 @@ def read_with_protobuf(data: bytes) -> Batch:
         tv = invocation.argument
         payload = tv.SerializeToString()
         invocations.append(Invocation(caller, Value(tv.typename, tv.has_value, tv.value, payload, 0, len(payload))))
-    return Batch(request.HasField("invocation"), Address(target.namespace, target.type, target.id), state,
+    return Request(request.HasField("invocation"), Address(target.namespace, target.type, target.id), state,
                  invocations)
 
 

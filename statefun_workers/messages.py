@@ -274,6 +274,4 @@ def egress_message_builder(target_typename: str, value: Any, value_type: Any) ->
         raise ValueError("value can not be missing")
     if value_type is None:
         raise ValueError("value_type can not be missing")
-    if not target_typename:
-        raise ValueError("typename is missing")
     return BuiltEgress(target_typename, encode_value(value_type, value))

@@ -37,7 +37,7 @@ from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, BufferBud
 from statefun_workers.logs import LOGGER_NAME, LogThrottle
 from statefun_workers.settings import Settings
 
-__all__ = ["OCTET_STREAM", "PROCESS_READINESS", "BatchRequest", "NullRecorder", "Readiness", "Recorder",
+__all__ = ["OCTET_STREAM", "PROCESS_READINESS", "BatchRequest", "NullRecorder", "Readiness", "RequestRecorder",
            "create_admin_app", "create_app"]
 
 OCTET_STREAM = "application/octet-stream"
@@ -47,7 +47,7 @@ _TEXT = "text/plain; charset=utf-8"
 log = logging.getLogger(f"{LOGGER_NAME}.server")
 
 
-class Recorder(Protocol):
+class RequestRecorder(Protocol):
     """What the server reports about each batch request; ``statefun_workers.metrics`` implements it.
 
     Both methods are called exactly once per ``POST``, on the worker's event loop, and must not block.
@@ -121,7 +121,7 @@ class FunctionResource:
     bookkeeping: the common case pays nothing for it.
     """
 
-    def __init__(self, handler: RequestReplyHandler, settings: Settings, recorder: Recorder,
+    def __init__(self, handler: RequestReplyHandler, settings: Settings, recorder: RequestRecorder,
                  blocking_threads: int) -> None:
         self._start = handler.start
         self._finish = handler.finish_async
@@ -368,7 +368,7 @@ def _serialize_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon
 
 
 def create_app(functions: StatefulFunctions, *, settings: Settings | None = None,
-               recorder: Recorder | None = None,
+               recorder: RequestRecorder | None = None,
                readiness: Readiness | None = None) -> falcon.asgi.App[BatchRequest, falcon.asgi.Response]:
     """Build the ASGI app serving ``functions``.
 

@@ -1,4 +1,4 @@
-"""One test per function-side edge case of docs/protocol.md ("Edge cases"), plus the fixes issue 2 asks for.
+"""One test per function-side edge case of docs/protocol.md ("Edge cases"), plus where ours differs on purpose.
 
 Where the official SDK is right, ours is compared with it (``oracle``: same outcome, same bytes). Where ours is
 meant to differ, the test says so in its docstring, with the reason, and asserts our documented behaviour.
@@ -678,7 +678,7 @@ def test_33_handle_sync_works_inside_a_running_event_loop(is_async):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The fixes of issue 2
+# Where ours differs on purpose: typed errors, state decoded once and encoded once
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -721,7 +721,8 @@ def counting_type(sf, counts):
     ("untouched", ("a",), {"decode": 0, "encode": 0}),
 ])
 def test_state_decoded_at_most_once_and_encoded_once_only_if_written(script, states, expected):
-    """Ours differs on purpose (issue 2): the official SDK decodes on every read and encodes on every write."""
+    """Ours differs on purpose (one decode per batch, one encode if written): the official SDK decodes on every
+    read and encodes on every write."""
     counts = {"encode": 0, "decode": 0}
     functions = ours.StatefulFunctions()
     t = counting_type(ours, counts)
@@ -857,8 +858,8 @@ def test_read_after_write_gives_the_stored_value(key, value):
     run_both(single(specs=specs, fun=fun), to_function(TARGET, states=[("a", None)], invocations=[(None, STR_ARG)]))
 
 
-# The next four differ from the official SDK on purpose. Issue 2 asks that each state value be decoded at most
-# once per batch and encoded once, at the end, only if written (the official SDK decoded at every read and
+# The next four differ from the official SDK on purpose: each state value is decoded at most once per batch
+# and encoded once, at the end, only if written, for speed (the official SDK decoded at every read and
 # encoded at every assignment; FLINK-27934 asked for the same change). For a user type (JSON, protobuf,
 # simple_type) this means: a read returns the same object for the rest of the batch, what is saved is the
 # object as it is when the batch ends, and a value the type cannot serialize fails the batch at its end.

@@ -235,6 +235,7 @@ def prom_query(port: int, expr: str) -> list[dict[str, object]]:
     return answer["data"]["result"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_a_real_prometheus_computes_utilisation_and_rates(pool: Pool, tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "prometheus.yml"

@@ -412,51 +412,58 @@ async def request(conn: Connection) -> None:
         await asyncio.sleep(0.005)
 
 
+async def closed_after(conn: Connection, since: float) -> float:
+    """Seconds from ``since`` until the connection closes; waited for (a busy machine only makes it later), up
+    to a deadline far beyond any timeout here."""
+    while not conn.transport.closing:
+        assert time.monotonic() - since < 50 * KEEP_ALIVE, "the idle connection was never closed"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - since
+
+
 def test_an_idle_connection_closes_after_the_keep_alive_timeout() -> None:
-    async def scenario() -> list[tuple[float, bool]]:
+    async def scenario() -> float:
         conn = connect(HttpProtocol, answering_after(0), keep_alive=KEEP_ALIVE)
         await request(conn)
-        start = time.monotonic()
-        seen = []
-        while time.monotonic() - start < 3 * KEEP_ALIVE:
-            seen.append((time.monotonic() - start, conn.transport.closing))
-            await asyncio.sleep(0.01)
-        return seen
+        return await closed_after(conn, time.monotonic())
 
-    seen = asyncio.run(scenario())
-    assert not any(closed for at, closed in seen if at < 0.8 * KEEP_ALIVE), seen
-    assert all(closed for at, closed in seen if at > 1.5 * KEEP_ALIVE), seen
+    # NOTE: never before the timeout; how long after depends on the machine's load, so only bounded loosely.
+    assert 0.8 * KEEP_ALIVE <= asyncio.run(scenario()) < 20 * KEEP_ALIVE
 
 
 def test_a_connection_in_use_stays_open_past_many_timeouts_then_closes_when_idle() -> None:
-    async def scenario() -> tuple[list[bool], float]:
+    async def scenario() -> tuple[list[tuple[float, bool]], float]:
         conn = connect(HttpProtocol, answering_after(0), keep_alive=KEEP_ALIVE)
-        closed_while_used = []
-        for _ in range(8):  # 8 x 0.1 s: the timer fires and finds the connection recently used each time
+        used = []  # (seconds since the previous request, closed after this one)
+        previous = time.monotonic()
+        for _ in range(16):  # 16 x 0.05 s: the timer fires and finds the connection recently used each time
             await request(conn)
-            closed_while_used.append(conn.transport.closing)
-            await asyncio.sleep(KEEP_ALIVE / 2)
-        last = time.monotonic() - KEEP_ALIVE / 2
-        while not conn.transport.closing:
-            await asyncio.sleep(0.005)
-        return closed_while_used, time.monotonic() - last
+            now = time.monotonic()
+            used.append((now - previous, conn.transport.closing))
+            previous = now
+            await asyncio.sleep(KEEP_ALIVE / 4)
+        return used, await closed_after(conn, previous)
 
-    closed_while_used, idle_for = asyncio.run(scenario())
-    assert closed_while_used == [False] * 8
-    assert 0.8 * KEEP_ALIVE < idle_for < 2 * KEEP_ALIVE
+    used, idle_for = asyncio.run(scenario())
+    # NOTE: a gap as long as the timeout (a stalled machine) may rightly close the connection; none of the
+    #   others may.
+    assert not any(closed for gap, closed in used if gap < 0.9 * KEEP_ALIVE), used
+    assert sum(gap < 0.9 * KEEP_ALIVE for gap, _ in used) >= 8, f"the machine stalled too often to tell: {used}"
+    assert 0.8 * KEEP_ALIVE <= idle_for < 20 * KEEP_ALIVE
 
 
 def test_a_batch_longer_than_the_timeout_keeps_its_connection() -> None:
-    async def scenario() -> tuple[bool, bool]:
+    async def scenario() -> tuple[bool, float]:
         conn = connect(HttpProtocol, answering_after(0), keep_alive=KEEP_ALIVE)
         await request(conn)  # arms the timer
         conn.protocol.app = conn.protocol.config.loaded_app = answering_after(2 * KEEP_ALIVE)
         await request(conn)  # the timer fires during this one
         closed_after_slow_batch = conn.transport.closing
-        await asyncio.sleep(2 * KEEP_ALIVE)
-        return closed_after_slow_batch, conn.transport.closing
+        return closed_after_slow_batch, await closed_after(conn, time.monotonic())
 
-    assert asyncio.run(scenario()) == (False, True)
+    closed_after_slow_batch, idle_for = asyncio.run(scenario())
+    assert not closed_after_slow_batch
+    assert 0.8 * KEEP_ALIVE <= idle_for < 20 * KEEP_ALIVE
 
 
 def test_a_lost_connection_leaves_no_timer() -> None:

@@ -1,5 +1,6 @@
 """Bodies of deeply nested groups, in every position of a ToFunction, are answered 400 by a real pool, and the
-worker that read them lives on (issue 10: each one killed a compiled worker with SIGSEGV)."""
+worker that read them lives on (a reader that recursed once per level overflowed the C stack of a compiled
+worker: SIGSEGV)."""
 
 from __future__ import annotations
 

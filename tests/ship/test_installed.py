@@ -1,4 +1,4 @@
-"""Serving from an installed package, from any directory, without the repository (issue 11, "Done when").
+"""Serving from an installed package, from any directory, without the repository: what a user of the wheel does.
 
 A new virtualenv outside the repository gets ``pip install <clone>``; a user's module sits in a folder of its
 own, reached through ``PYTHONPATH``; the server runs from a third, empty, directory.
