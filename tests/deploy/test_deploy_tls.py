@@ -216,7 +216,8 @@ def test_the_server_certificate_names_the_service_the_module_calls(tls_module, t
 
 @pytest.fixture(scope="module")
 def tls_pool(tmp_path_factory: pytest.TempPathFactory, tls_objects, certs) -> Iterator[Any]:
-    from tests.server.conftest import Server, free_port  # noqa: PLC0415
+    from tests.server_process import Server  # noqa: PLC0415
+    from tests.support import free_port  # noqa: PLC0415
 
     env = local_env(tls_objects, certs)
     del env["PORT"]  # the server picks a free one

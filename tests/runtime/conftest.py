@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from runtime import runner
-from tests.server.conftest import Server, free_port, poll, stop_group
+from tests.server_process import Server, poll, stop_group
+from tests.support import free_port
 
 HERE = Path(__file__).resolve().parent
 SERVED = "examples,runtime_functions:functions"

@@ -26,7 +26,7 @@ from examples.shopping_cart import CART, STOCK, AddToCart, Checkout, ClearCart, 
 from runtime import runner
 from statefun_workers import StringType, Type
 from statefun_workers.testing import Flow
-from tests.server.conftest import Server, poll
+from tests.server_process import Server, poll
 
 from .conftest import Runtime, require_runner
 from .testkit_functions import ACKS, NODE, OUT, TTL, Command, Report, served

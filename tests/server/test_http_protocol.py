@@ -25,8 +25,8 @@ from uvicorn.server import ServerState
 
 from statefun_workers import http_protocol
 from statefun_workers.http_protocol import HttpProtocol, JoinedWritesTransport
+from tests.server_process import Server
 
-from .conftest import Server
 from .wire import greeter_request
 
 DATE = [(b"date", b"Sun, 29 Nov 2026 08:00:00 GMT")]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Server, poll
+from tests.server_process import Server, poll
+
 from .wire import greeter_request, parse, string_arg, to_function
 
 pytestmark = pytest.mark.server

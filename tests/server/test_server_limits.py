@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Server, poll
+from tests.server_process import Server, poll
+
 from .wire import greeter_request, string_arg, to_function
 
 pytestmark = pytest.mark.server

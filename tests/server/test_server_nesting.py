@@ -11,9 +11,9 @@ import pytest
 
 from fuzz.builds import pure_copy
 from fuzz.make_corpus import POSITIONS, groups
+from tests import server_process
+from tests.server_process import poll
 
-from . import conftest
-from .conftest import poll
 from .wire import REPO, greeter_request
 
 pytestmark = pytest.mark.server
@@ -31,7 +31,7 @@ def test_nested_group_bodies_are_400_and_the_workers_live_on(start_server, tmp_p
         served = pure_copy(tmp_path / "pure")
         for name in ("app.py", "gunicorn.conf.py", "examples"):
             (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, served / name)
-        monkeypatch.setattr(conftest, "REPO", served)
+        monkeypatch.setattr(server_process, "REPO", served)
     server = start_server(workers=2)
     workers = server.worker_pids()
     assert all(_compiled(pid) == (build == "compiled") for pid in workers)

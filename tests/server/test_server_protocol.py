@@ -6,8 +6,8 @@ import pytest
 import statefun
 
 from statefun_workers._proto import request_reply_pb2 as pb2
+from tests.server_process import Server
 
-from .conftest import Server
 from .wire import (
     REPO,
     greeter_request,

@@ -24,8 +24,9 @@ import pytest
 from statefun_workers.errors import ConfigurationError
 from statefun_workers.settings import Settings
 from statefun_workers.tls import server_context
+from tests.server_process import E2E_DIR, Server, poll
+from tests.support import free_port
 
-from .conftest import HERE, Server, free_port, poll
 from .wire import INT, REPO, greeter_request, parse
 
 pytestmark = pytest.mark.server
@@ -158,7 +159,7 @@ def test_admin_port_without_tls_keeps_the_function_port_as_it_was(start_server: 
 def run_gunicorn(env: dict[str, str], binds: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Start a pool that is expected to refuse to start, and return how it ended."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEFUN_", "WEB_CONCURRENCY"))}
-    full_env.update({"WEB_CONCURRENCY": "1", "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), **env})
+    full_env.update({"WEB_CONCURRENCY": "1", "PYTHONPATH": os.pathsep.join([str(E2E_DIR), str(REPO)]), **env})
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     args = [a for b in binds for a in ("-b", b)]
     return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args, "app"],

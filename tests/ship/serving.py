@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import Server, free_port
+from tests.server_process import Server
+from tests.support import free_port
 
 __all__ = ["Served", "build_info_sample", "free_port"]
 
@@ -17,7 +18,7 @@ __all__ = ["Served", "build_info_sample", "free_port"]
 class Served(Server):
     """``argv`` running in its own session with output to ``log_path``; ``port`` is where it should listen.
 
-    Stopping, logs and HTTP are the server tests' (``tests/server/conftest.py``); only the start differs.
+    Stopping, logs and HTTP are the server tests' (``tests/server_process.py``); only the start differs.
     """
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, port: int,
