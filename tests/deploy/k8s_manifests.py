@@ -8,12 +8,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 DEPLOY = REPO / "deploy"
 
 # Every kustomization deploy/ ships, and what `kubectl apply -k` of it is for.

@@ -14,11 +14,10 @@ from pathlib import Path
 
 from statefun.request_reply_pb2 import Address, FromFunction, ToFunction, TypedValue
 
-from tests.support import free_port
+from tests.support import REPO, free_port
 
 from .scrapes import Samples, parse
 
-REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 INT_TYPENAME = "io.statefun.types/int"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from statefun_workers import multiprocess
+from tests.support import REPO
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -30,7 +30,6 @@ def scrape_dir(path: str) -> Samples:
     return parse(generate_latest(registry).decode())
 
 
-REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboard.json"
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",

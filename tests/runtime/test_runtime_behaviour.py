@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from .conftest import Pool, Runtime, counts, wait_for
+from .local_runtime import Pool, Runtime, counts, wait_for
 from .runtime_functions import TTL_SECONDS
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]

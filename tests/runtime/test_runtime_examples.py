@@ -8,7 +8,7 @@ import pytest
 
 from runtime import runner
 
-from .conftest import Pool, Runtime, wait_for
+from .local_runtime import Pool, Runtime, wait_for
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]
 

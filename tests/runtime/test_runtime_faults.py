@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Pool, Runtime, counts, wait_for
+from .local_runtime import Pool, Runtime, counts, wait_for
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 
 from runtime import runner
 
-from .conftest import PLACEHOLDER, Pool, wait_for
+from .local_runtime import PLACEHOLDER, Pool, wait_for
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]
 

@@ -28,7 +28,7 @@ from statefun_workers import StringType, Type
 from statefun_workers.testing import Flow
 from tests.server_process import Server, poll
 
-from .conftest import Runtime, require_runner
+from .local_runtime import Runtime, require_runner
 from .testkit_functions import ACKS, NODE, OUT, TTL, Command, Report, served
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]

@@ -13,8 +13,9 @@ from fuzz.builds import pure_copy
 from fuzz.make_corpus import POSITIONS, groups
 from tests import server_process
 from tests.server_process import poll
+from tests.support import REPO
 
-from .wire import REPO, greeter_request
+from .wire import greeter_request
 
 pytestmark = pytest.mark.server
 

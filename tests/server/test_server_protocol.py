@@ -7,9 +7,9 @@ import statefun
 
 from statefun_workers._proto import request_reply_pb2 as pb2
 from tests.server_process import Server
+from tests.support import REPO
 
 from .wire import (
-    REPO,
     greeter_request,
     json_arg,
     load_with_official_sdk,

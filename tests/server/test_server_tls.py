@@ -25,9 +25,9 @@ from statefun_workers.errors import ConfigurationError
 from statefun_workers.settings import Settings
 from statefun_workers.tls import server_context
 from tests.server_process import E2E_DIR, Server, poll
-from tests.support import free_port
+from tests.support import REPO, free_port
 
-from .wire import INT, REPO, greeter_request, parse
+from .wire import INT, greeter_request, parse
 
 pytestmark = pytest.mark.server
 

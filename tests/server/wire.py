@@ -16,8 +16,6 @@ from statefun import request_reply_pb2 as official_pb2
 
 from statefun_workers._proto import request_reply_pb2 as pb2
 
-REPO = Path(__file__).resolve().parents[2]
-
 STRING = statefun.StringType.serializer()
 INT = statefun.IntType.serializer()
 

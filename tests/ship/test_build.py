@@ -19,7 +19,7 @@ else:
 
 from statefun_workers.build_info import COMPILED_MODULES as COMPILED
 
-from .conftest import REPO, clean_env, copy_checkout, run
+from .commands import REPO, clean_env, copy_checkout, run
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 import statefun_workers
 from examples import functions as example_functions
 
-from .conftest import REPO, clean_env, run
+from .commands import REPO, clean_env, run
 from .serving import Served, build_info_sample, free_port
 
 pytestmark = pytest.mark.server

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from .conftest import REPO, clean_env, run
+from .commands import REPO, clean_env, run
 
 URL = "http://statefun-functions.statefun.svc.cluster.local:8000"
 

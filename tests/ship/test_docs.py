@@ -9,7 +9,7 @@ import pytest
 
 import statefun_workers
 
-from .conftest import REPO, run
+from .commands import REPO, run
 
 README = (REPO / "README.md").read_text()
 

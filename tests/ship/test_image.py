@@ -28,7 +28,7 @@ import examples
 from statefun_workers import RequestReplyHandler
 from tests.server.wire import greeter_request, json_arg, to_function
 
-from .conftest import REPO, run
+from .commands import REPO, run
 from .serving import Served, build_info_sample, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

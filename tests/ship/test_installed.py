@@ -17,7 +17,7 @@ from statefun_workers import RequestReplyHandler
 from statefun_workers.build_info import COMPILED_MODULES as COMPILED
 from tests.server.wire import string_arg, to_function
 
-from .conftest import clean_env, run
+from .commands import clean_env, run
 from .serving import Served, build_info_sample, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import run
+from .commands import run
 
 
 def _planned(clone: Path, target: str) -> str:
