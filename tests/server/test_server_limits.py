@@ -133,7 +133,8 @@ def test_slow_silent_and_stalled_connections_are_closed_and_counted(one_worker: 
     for thread in threads:
         thread.join(20)
     for name, (seconds, _) in results.items():
-        assert seconds < 4.0, (name, seconds)  # 1 s limits, swept twice a second
+        # 1 s limits, swept twice a second; unbounded, the slowloris would dribble on for 12 s
+        assert seconds < 8.0, (name, seconds)
     assert results["silent"][1] == b""  # nothing was asked: nothing is answered
     for name in ("partial head", "slowloris", "stalled body"):
         assert status_of(results[name][1]) == 408, (name, results[name][1])
@@ -233,15 +234,16 @@ def test_hung_blocking_batches_are_abandoned_counted_and_cannot_fill_the_pool(
         assert metric(server, "statefun_blocking_abandoned_total") == 1
         assert metric(server, "statefun_blocking_threads_busy") == 1
         # The only thread is still taken: the next blocking batch is refused at once, not queued behind it.
-        started = time.monotonic()
+        # NOTE: "overloaded", not "batch_timeout": refused, not queued (no wall-clock bound to trip on a busy host).
         status, _, body = server.post(to_function("test/hang-blocking", "b2", [string_arg(marker + "2")]))
-        assert status == 503 and b"overloaded" in body and time.monotonic() - started < 1
+        assert status == 503 and b"overloaded" in body
         serves(server)  # the event loop was never held
         # SIGTERM with the thread still hung: the worker stops within the graceful timeout, by itself.
         stopping = time.monotonic()
         server.signal(15)
         server.proc.wait(timeout=15)
-        assert time.monotonic() - stopping < 2 + 2 + 1  # graceful timeout + the master's margin
+        # NOTE: the proof is that the master never had to SIGKILL it; the time bound is only a backstop.
+        assert time.monotonic() - stopping < 2 + 2 + 5  # graceful timeout + the master's margin + a busy host
         assert "SIGKILL" not in server.log()
     finally:
         Path(marker + ".release").touch()
@@ -304,7 +306,7 @@ def test_sigterm_with_a_hung_async_batch_answers_503_and_stops_in_the_grace_peri
     server.signal(15)
     server.proc.wait(timeout=15)
     poster.join(5)
-    assert time.monotonic() - stopping < 2 + 2 + 1  # graceful timeout + the master's margin
+    assert time.monotonic() - stopping < 2 + 2 + 5  # graceful timeout + the master's margin + a busy host
     assert answer and answer[0][0] == 503 and b"worker_stopping" in answer[0][1]
     assert os.path.exists(marker + ".cancelled")
     no_tracebacks(server)
