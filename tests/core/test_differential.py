@@ -17,6 +17,7 @@ Example counts keep this file under a minute on a shared 2-core machine.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -69,6 +70,7 @@ def test_oracle_is_deterministic(case):
     compare_outcomes(_official_outcome((fdef,), body), _official_outcome((fdef,), body), "official twice")
 
 
+@pytest.mark.slow
 @settings(max_examples=800, **SETTINGS)
 @given(cases())
 def test_same_outcome_as_official(case):

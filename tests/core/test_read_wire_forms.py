@@ -8,6 +8,7 @@ bound, keys and varints in over-long forms, stray and mismatched end-group tags,
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +107,7 @@ def mutated(draw) -> bytes:
     return body
 
 
+@pytest.mark.slow
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 @example(b"\x2b\x00\x01\x2c")  # field number 0 inside a group: upb accepts it there

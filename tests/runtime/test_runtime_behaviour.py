@@ -39,6 +39,7 @@ def test_a_new_state_is_registered_on_the_first_call(runtime: Runtime, pool: Poo
     assert incomplete_batches(pool) == before + 1  # registered once for the function type
 
 
+@pytest.mark.slow
 def test_state_expires_after_write_and_after_call(runtime: Runtime) -> None:
     id = uuid.uuid4().hex
     sent = 0

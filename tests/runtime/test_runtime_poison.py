@@ -31,6 +31,7 @@ spec:
 """
 
 
+@pytest.mark.slow
 def test_a_poison_message_fails_the_job_after_the_call_budget_and_each_restart(
         start_runtime, pool: Pool, shared_dir: Path) -> None:
     runtime = start_runtime(runner.rewrite_hosts(MODULE, pool.url), {

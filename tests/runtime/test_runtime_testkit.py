@@ -195,6 +195,7 @@ def test_the_examples_run_the_same_in_the_kit_and_in_the_runtime(real: Runtime) 
     assert states(flow)["com.example/stock/socks"] == {"stock": 1}  # the comparison saw real state
 
 
+@pytest.mark.slow
 def test_a_random_workload_runs_the_same_in_the_kit_and_in_the_runtime(real: Runtime) -> None:
     seed = int(os.environ.get("TESTKIT_DIFF_SEED", random.randrange(1 << 30)))
     steps, reports = random_steps(seed, 60)
@@ -208,6 +209,7 @@ def test_a_random_workload_runs_the_same_in_the_kit_and_in_the_runtime(real: Run
     assert sorted(states(flow)) == [f"{NODE}/{id}" for id in "abcd"]
 
 
+@pytest.mark.slow
 def test_state_expires_the_same_in_the_kit_and_in_the_runtime(real: Runtime) -> None:
     """Real time in the runtime, the same time on the kit's clock: each message goes to the kit at the moment
     the runtime acknowledged it. ``written`` expires 4 s after the write; ``called`` lives on while calls come."""

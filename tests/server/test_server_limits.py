@@ -224,6 +224,7 @@ def test_a_client_that_hangs_up_cancels_its_batch(one_worker: Callable[..., Serv
     serves(server)
 
 
+@pytest.mark.slow
 def test_hung_blocking_batches_are_abandoned_counted_and_cannot_fill_the_pool(
         one_worker: Callable[..., Server], tmp_path: Path) -> None:
     server = one_worker(STATEFUN_BATCH_TIMEOUT="1", STATEFUN_BLOCKING_THREADS="1", STATEFUN_GRACEFUL_TIMEOUT="2")
