@@ -2,12 +2,15 @@
 
 PERF: protobuf's parser is fast, but each field read afterwards through the generated classes costs a
 Python attribute lookup and an object; a request of one message needs a dozen of them. This module, compiled
-by mypyc (setup.py), walks the bytes once and keeps only what the handler reads. It follows protobuf's rules
-exactly, and tests/core/test_read.py holds it to the generated classes with generated and mangled inputs:
+by mypyc (setup.py), walks the bytes once and keeps only what the handler reads. It follows the rules of
+protobuf's upb parser exactly; tests/core/test_read*.py and the fuzzers in fuzz/ hold it to the generated
+classes with generated, mangled and fuzzed inputs (docs/fuzzing.md):
 
 * fields may come in any order; a scalar field seen twice keeps the last value;
-* a singular message field seen twice is merged, which is the same as parsing its payloads concatenated;
+* a singular message field seen twice is merged: read as its payloads concatenated, once each reads alone;
+* keys and lengths take at most five bytes, other varints ten;
 * unknown fields, and known field numbers with another wire type, are skipped, unknown groups included;
+* field number 0 is refused, except inside an unknown group, where upb accepts it;
 * a string must be valid UTF-8;
 * messages and groups nest at most ``MAX_DEPTH`` deep (docs/fuzzing.md, "Nesting").
 
@@ -19,9 +22,9 @@ exhaust the C stack of the compiled code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
+from google.protobuf.internal import api_implementation
 from google.protobuf.message import DecodeError
 
 from ._proto.request_reply_pb2 import ToFunction
@@ -140,10 +143,10 @@ def _key(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
         if byte < 8:
             raise ValueError("invalid field number")
         return byte >> 3, byte & 7, pos + 1
-    number, wire_type, pos = _group_key(data, pos, end)
-    if number == 0:
+    key, pos = _varint(data, pos, end, 5)
+    if key < 8 or key > 0xFFFFFFFF:
         raise ValueError("invalid field number")
-    return number, wire_type, pos
+    return key >> 3, key & 7, pos
 
 
 def _group_key(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -217,6 +220,13 @@ def _skip_group(data: bytes, pos: int, end: int, number: int, depth: int) -> int
             pos = _skip_scalar(data, pos, end, wire_type)
 
 
+def _walk(data: bytes, pos: int, end: int, depth: int) -> None:
+    """Walk the fields of a message at ``depth`` without reading them: refuse what is not whole fields."""
+    while pos < end:
+        number, wire_type, pos = _key(data, pos, end)
+        pos = _skip(data, pos, end, number, wire_type, depth)
+
+
 def _text(data: bytes, start: int, stop: int) -> str:
     try:
         return data[start:stop].decode("utf-8")
@@ -226,8 +236,8 @@ def _text(data: bytes, start: int, stop: int) -> str:
 
 class _Ranges:
     """The occurrences of one singular sub-message field. Seen more than once, they merge, which is the same
-    as reading their payloads concatenated once each has been read alone (protobuf reads them one at a time,
-    so a field cut in two by the boundary is refused); rare: the runtime writes each once."""
+    as reading their payloads concatenated once each has been walked alone: protobuf reads them one at a time,
+    so a field cut in two by the boundary is refused. Rare: the runtime writes each once."""
 
     __slots__ = ("data", "start", "end", "more")
 
@@ -242,12 +252,12 @@ class _Ranges:
             self.more = [self.data[self.start:self.end]]
         self.more.append(self.data[start:end])
 
-    def merged(self, read: Callable[[bytes, int, int, int], object], depth: int) -> tuple[bytes, int, int]:
-        """The bytes to read the merged message from, after checking each occurrence with ``read``."""
+    def merged(self, depth: int) -> tuple[bytes, int, int]:
+        """The bytes to read the merged message (at ``depth``) from, after walking each occurrence alone."""
         if self.more is None:
             return self.data, self.start, self.end
         for piece in self.more:
-            read(piece, 0, len(piece), depth)
+            _walk(piece, 0, len(piece), depth)
         joined = _EMPTY.join(self.more)
         return joined, 0, len(joined)
 
@@ -318,7 +328,7 @@ def _persisted_value(data: bytes, pos: int, end: int) -> tuple[str, Value | None
             pos = _skip(data, pos, end, number, wire_type, 2)
     if values is None:
         return name, None
-    merged, start, stop = values.merged(_value, 3)
+    merged, start, stop = values.merged(3)
     return name, _value(merged, start, stop, 3)
 
 
@@ -338,11 +348,11 @@ def _invocation(data: bytes, pos: int, end: int) -> Invocation:
             pos = _skip(data, pos, end, number, wire_type, 2)
     caller = None
     if callers is not None:
-        merged, start, stop = callers.merged(_address, 3)
+        merged, start, stop = callers.merged(3)
         caller = _address(merged, start, stop, 3)
     if arguments is None:
         return Invocation(caller, Value("", False, _EMPTY, _EMPTY, 0, 0))
-    merged, start, stop = arguments.merged(_value, 3)
+    merged, start, stop = arguments.merged(3)
     return Invocation(caller, _value(merged, start, stop, 3))
 
 
@@ -367,7 +377,7 @@ def _request(data: bytes, pos: int, end: int, depth: int) -> Request:
     if targets is None:
         target = Address("", "", "")
     else:
-        merged, start, stop = targets.merged(_address, depth + 1)
+        merged, start, stop = targets.merged(depth + 1)
         target = _address(merged, start, stop, depth + 1)
     return Request(True, target, state, invocations)
 
@@ -389,15 +399,15 @@ def read_to_function(data: bytes) -> Request:
         batch = _request(_EMPTY, 0, 0, 1)
         batch.present = False
         return batch
-    merged, start, stop = batches.merged(_request, 1)
+    merged, start, stop = batches.merged(1)
     return _request(merged, start, stop, 1)
 
 
 def read_with_protobuf(data: bytes) -> Request:
     """The same reading through protobuf's own parser.
 
-    PERF: this module's reader is fast once compiled by mypyc and several times slower than protobuf's C parser
-    when it runs as plain Python (an install without a C compiler); ``read`` picks the faster of the two.
+    PERF: this module's reader is fast once compiled by mypyc and slower than protobuf's C parser when it runs as
+    plain Python (an install without a C compiler); ``read`` picks the faster of the two.
     """
     try:
         request = ToFunction.FromString(data)
@@ -425,5 +435,7 @@ def read_with_protobuf(data: bytes) -> Request:
                  invocations)
 
 
-read = read_with_protobuf if __file__.endswith(".py") else read_to_function
-"""The reader this process uses: this module's own when compiled, protobuf's otherwise."""
+read = read_with_protobuf if __file__.endswith(".py") and api_implementation.Type() == "upb" else read_to_function
+"""The reader this process uses: this module's own when compiled; as plain Python, protobuf's when its backend is
+upb (the C parser, faster), and this module's on protobuf's pure-Python backend (about 4x faster than that
+backend, and bounded: protobuf 3.20's recurses into nested groups until Python's RecursionError)."""

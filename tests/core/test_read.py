@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fuzz import oracle
+from fuzz.builds import ROOT
 from fuzz.oracle import protobufs
 from statefun_workers import _read, _wire
 from statefun_workers._proto.request_reply_pb2 import ToFunction, TypedValue
@@ -63,9 +67,19 @@ def test_canonical_requests(data):
 
 
 def test_the_compiled_reader_is_the_one_in_use_when_compiled():
-    """Compiled, the module's own reader is faster than protobuf's; as plain Python it is slower."""
+    """Compiled, the module's own reader is faster than protobuf's; as plain Python it is slower than upb's."""
     compiled = not _read.__file__.endswith(".py")
     assert _read.read is (read_to_function if compiled else read_with_protobuf)
+
+
+def test_as_plain_python_on_protobufs_python_backend_the_modules_own_reader_is_used():
+    """protobuf's pure-Python backend is slower than this reader, and 3.20's has no nesting bound."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from fuzz import builds; builds.select('pure'); from statefun_workers import _read; "
+         "print(_read.read.__name__)"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"})
+    assert done.stdout.strip() == "read_to_function"
 
 
 @settings(max_examples=300)

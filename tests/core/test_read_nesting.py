@@ -51,14 +51,14 @@ def test_the_segv_body_is_refused_in_every_position(where):
 
 
 def test_nesting_is_counted_across_group_numbers_and_inner_fields():
-    """Groups of different numbers, with fields between them, nest as deep as groups of one number."""
-    opens = b"".join(bytes([n << 3 | 3]) + b"\x08\x01" for n in range(1, 16)) * 7  # 105 groups
-    closes = b"".join(bytes([n << 3 | 4]) for n in reversed(range(1, 16))) * 7
-    assert check_readers(opens + closes, READERS) == REFUSED
-    assert check_readers(opens[:-3] + closes[1:], READERS) == REFUSED
-    shallow = b"".join(bytes([n << 3 | 3]) + b"\x08\x01" for n in range(1, 16)) * 6
-    shallow_ends = b"".join(bytes([n << 3 | 4]) for n in reversed(range(1, 16))) * 6
-    assert check_readers(shallow + shallow_ends, READERS) != REFUSED
+    """Groups of different numbers, with a field in each, nest as deep as groups of one number."""
+    def nested(depth: int) -> bytes:
+        numbers = [1 + i % 15 for i in range(depth)]
+        opens = b"".join(bytes([n << 3 | 3]) + b"\x08\x01" for n in numbers)
+        return opens + b"".join(bytes([n << 3 | 4]) for n in reversed(numbers))
+
+    assert check_readers(nested(MAX_DEPTH), READERS) != REFUSED
+    assert check_readers(nested(MAX_DEPTH + 1), READERS) == REFUSED
 
 
 def test_sibling_groups_do_not_add_up():
