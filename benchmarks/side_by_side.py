@@ -586,9 +586,10 @@ def print_latency_table(workloads: list[str], names: list[str], fraction: float,
                 continue
             achieved, p50 = statistics.median(r.achieved for r in runs), statistics.median(r.p50_ms for r in runs)
             p99, lag = statistics.median(r.p99_ms for r in runs), statistics.median(r.send_lag_p99_ms for r in runs)
-            # NOTE: a run that answered less than 99% of its rate was overloaded (by the server or the generator):
-            #   its latencies measure a queue that grew for the whole run, not the server at that rate.
-            kept_up = "yes" if all(r.achieved >= 0.99 * r.rate for r in runs) else "NO"
+            # NOTE: rounds that answered less than 97% of their rate (the last answers come one latency after
+            #   the last request was due) were overloaded, by the server or the generator: their latencies
+            #   measure a queue that grew for the whole round, not the server at that rate.
+            kept_up = "yes" if achieved >= 0.97 * runs[0].rate else "NO"
             print(f"{workload:<12} {name:<18} {runs[0].rate:>7.0f} {achieved:>10.0f} {p50:>8.2f} {p99:>8.2f} "
                   f"{sum(r.errors for r in runs):>7} {lag:>12.2f}  {kept_up}")
 
