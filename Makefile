@@ -43,10 +43,11 @@ $(VENV)/.compiled: $(VENV)/.installed setup.py $(COMPILED)
 
 build: $(VENV)/.compiled
 
-# The oldest protobuf runtime the core supports, alone: tests/test_protobuf_range.py runs the core on it.
-$(PROTOBUF_MIN_VENV)/.installed:
+# The oldest protobuf runtime the core supports, with the core's other dependencies (orjson writes JSON values)
+# and nothing else: tests/test_protobuf_range.py runs the core on it. Rebuilt when this list changes.
+$(PROTOBUF_MIN_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(PROTOBUF_MIN_VENV)
-	$(PROTOBUF_MIN_VENV)/bin/python -m pip install -q protobuf==3.20.3 mypy-extensions
+	$(PROTOBUF_MIN_VENV)/bin/python -m pip install -q protobuf==3.20.3 mypy-extensions 'orjson>=3.9'
 	touch $@
 
 # The server's dependencies at their floors, and what the focused subset of tests needs; the package itself

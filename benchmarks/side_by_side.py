@@ -57,7 +57,10 @@ CLIENT_CPU = "0"
 CONNECTIONS = 8
 BODIES_PER_WORKLOAD = 64
 
-WORKLOADS = ("greeter", "greeter-b10", "cart")
+WORKLOADS = ("greeter", "greeter-b10", "cart", "doc-4k", "bigstate", "doc-1m")
+DOC_BYTES = {"doc-4k": 4 * 1024, "bigstate": 64 * 1024, "doc-1m": 1_000_000}
+"""The JSON document the ``example/doc`` workloads hold as state. 1 MB stays under aiohttp's default body
+limit (1 MiB), which the official SDK's server keeps."""
 SERVERS = ("candidate", "official-aiohttp", "official-flask", "js-sdk-node", "floor-falcon-asgi")
 SDK_SERVERS = ("official-aiohttp", "official-flask", "js-sdk-node")
 """Servers that run the real functions; their answers must equal the candidate's. The floor answers one byte."""
@@ -218,9 +221,27 @@ def make_bodies(workload: str) -> list[bytes]:
             bodies.append(to_function(
                 "example/cart", user, {"basket": typed("com.example/Basket", json.dumps(basket).encode())},
                 [typed("com.example/Cmd", json.dumps(command).encode())]))
+        elif workload in DOC_BYTES:
+            document = json.dumps(json_document(DOC_BYTES[workload])).encode()
+            number = typed("io.statefun.types/int", types_pb2.IntWrapper(value=index).SerializeToString())
+            bodies.append(to_function("example/doc", user, {"doc": typed("com.example/Doc", document)}, [number]))
         else:
             raise BenchError(f"unknown workload {workload!r}: choose from {', '.join(WORKLOADS)}")
     return bodies
+
+
+def json_document(size: int) -> dict[str, list[dict[str, object]]]:
+    """A document of about ``size`` bytes of JSON: ``{"events": [{"n": 0, "tag": "event"}, ...]}``, 700 short
+    events, then longer ones until the size is reached (the shared benchmark's ``bigstate`` document)."""
+    events: list[dict[str, object]] = []
+    document = {"events": events}
+    written = len(json.dumps(document))
+    while written < size:
+        tag = "event" if len(events) < 700 else "event-padding-" + "p" * 40
+        event: dict[str, object] = {"n": len(events), "tag": tag}
+        events.append(event)
+        written += len(json.dumps(event)) + 2
+    return document
 
 
 def write_bodies(folder: Path, bodies: list[bytes]) -> None:
@@ -397,8 +418,9 @@ def wait_ready(server: Server, body: bytes) -> None:
             time.sleep(0.2)
 
 
-JSON_TYPES = ("com.example/Basket", "com.example/Cmd")
-"""The workload's JSON types. Python writes ``{"a": 1}``, JavaScript ``{"a":1}``: the same value."""
+JSON_TYPES = ("com.example/Basket", "com.example/Cmd", "com.example/Doc")
+"""The workload's JSON types. The official SDK writes ``{"a": 1}``, the candidate and JavaScript ``{"a":1}``:
+the same value, which is the contract for JSON values (docs/json.md)."""
 
 
 def canonical(answer: FromFunction) -> FromFunction:
@@ -415,8 +437,8 @@ def canonical(answer: FromFunction) -> FromFunction:
 
 def sanity(servers: dict[str, Server], workload: str, body: bytes) -> None:
     """Before measuring: every server answers 200 + application/octet-stream, and every SDK's answer parses
-    to the same FromFunction as the candidate's (so all of them do the same work, and do it right). The
-    official Python SDK must match byte for byte in every field; the JavaScript SDK up to JSON spacing."""
+    to the same FromFunction as the candidate's (so all of them do the same work, and do it right): byte for
+    byte in every field but the JSON values, which must hold the same value."""
     from google.protobuf import text_format
 
     from statefun_workers import request_reply_pb2 as rr
@@ -433,8 +455,7 @@ def sanity(servers: dict[str, Server], workload: str, body: bytes) -> None:
     if reference is None:
         return
     for name, answer in answers.items():
-        same = canonical(answer) == canonical(reference) if name == "js-sdk-node" else answer == reference
-        if not same:
+        if canonical(answer) != canonical(reference):
             raise BenchError(f"{workload}: {name}'s answer differs from the candidate's.\ncandidate:\n"
                              f"{text_format.MessageToString(reference)}\n{name}:\n"
                              f"{text_format.MessageToString(answer)}")
@@ -483,6 +504,32 @@ def wrk(server: Server, bodies: Path, seconds: int) -> Result:
     return parse_wrk(done.stdout + done.stderr)
 
 
+@dataclass(frozen=True)
+class Paced:
+    """One fixed-rate run (``paced_load.py``): the rate asked, the rate answered, latency from when each request
+    was due, failed requests, and how late the generator itself sent (its own limit)."""
+
+    rate: float
+    achieved: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    send_lag_p99_ms: float
+
+
+def paced(server: Server, bodies: Path, rate: float, seconds: int) -> Paced:
+    """Drive a server at a constant ``rate`` for ``seconds`` from the client CPU (an open loop: see
+    ``paced_load.py``, which runs on this interpreter)."""
+    argv = ["taskset", "-c", CLIENT_CPU, sys.executable, str(Path(__file__).resolve().parent / "paced_load.py"),
+            server.url, str(bodies), f"{rate:.1f}", str(seconds)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise BenchError(f"paced_load.py failed on {server.name} (exit {done.returncode}):\n{done.stderr}")
+    report = json.loads(done.stdout)
+    return Paced(rate, report["achieved_rate"], report["p50_ms"], report["p99_ms"],
+                 report["non_200"] + report["socket"] + report["sent"] - report["answered"], report["send_lag_p99_ms"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. The run.
 # ---------------------------------------------------------------------------------------------------------------
@@ -526,6 +573,27 @@ def print_table(workloads: list[str], names: list[str], results: dict[tuple[str,
     print("ratios: " + " ".join(ratios), flush=True)
 
 
+def print_latency_table(workloads: list[str], names: list[str], fraction: float,
+                        latencies: dict[tuple[str, str], list[Paced]]) -> None:
+    """The fixed-rate runs: per server, its rate, and the medians of its rounds' latencies."""
+    print(f"\nlatency at {fraction:.0%} of each server's own median req/s, from when each request was due:")
+    print(f"{'workload':<12} {'server':<18} {'rate':>7} {'answered/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>7} {'send lag p99':>12}  kept up")
+    for workload in workloads:
+        for name in names:
+            runs = latencies.get((workload, name), [])
+            if not runs:
+                continue
+            achieved, p50 = statistics.median(r.achieved for r in runs), statistics.median(r.p50_ms for r in runs)
+            p99, lag = statistics.median(r.p99_ms for r in runs), statistics.median(r.send_lag_p99_ms for r in runs)
+            # NOTE: rounds that answered less than 97% of their rate (the last answers come one latency after
+            #   the last request was due) were overloaded, by the server or the generator: their latencies
+            #   measure a queue that grew for the whole round, not the server at that rate.
+            kept_up = "yes" if achieved >= 0.97 * runs[0].rate else "NO"
+            print(f"{workload:<12} {name:<18} {runs[0].rate:>7.0f} {achieved:>10.0f} {p50:>8.2f} {p99:>8.2f} "
+                  f"{sum(r.errors for r in runs):>7} {lag:>12.2f}  {kept_up}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per server and round (default 5)")
@@ -534,11 +602,14 @@ def main() -> int:
                         help="seconds of unmeasured load before each measurement (default 1)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, default: all")
     parser.add_argument("--only", default=",".join(SERVERS), help="comma-separated servers, default: all")
+    parser.add_argument("--latency-at", type=float, default=0.0, metavar="FRACTION",
+                        help="after each workload's throughput rounds, drive each server at this fraction of its "
+                             "own median req/s (e.g. 0.8) with paced_load.py, --rounds times, and report latency")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                         help=f"where the peers, bodies and tools are prepared (default {DEFAULT_CACHE})")
     args = parser.parse_args()
-    if args.seconds < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--seconds and --rounds must be at least 1, --warmup at least 0")
+    if args.seconds < 1 or args.rounds < 1 or args.warmup < 0 or not 0 <= args.latency_at < 1:
+        parser.error("--seconds and --rounds must be at least 1, --warmup at least 0, --latency-at in [0, 1)")
 
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so the servers are stopped.
     def terminate(signum: int, frame: FrameType | None) -> None:
@@ -552,6 +623,7 @@ def main() -> int:
         bodies = prepare(cache, workloads, names)
         print(versions(cache, names), file=sys.stderr, flush=True)
         results: dict[tuple[str, str], list[Result]] = {(w, n): [] for w in workloads for n in names}
+        latencies: dict[tuple[str, str], list[Paced]] = {}
         with tempfile.TemporaryDirectory(prefix="statefun-workers-bench-") as tmp:
             scratch = Path(tmp)
             commands = server_commands(cache, scratch)
@@ -574,7 +646,17 @@ def main() -> int:
                             if servers[name].process.poll() is not None:
                                 raise BenchError(f"{name} exited during the run; its log:\n"
                                                  f"{servers[name].log_tail()}")
+                    for round_ in range(1, args.rounds + 1) if args.latency_at else ():
+                        for name in names:
+                            rate = args.latency_at * statistics.median(r.rps for r in results[(workload, name)])
+                            run = paced(servers[name], cache.bodies(workload), rate, args.seconds)
+                            latencies.setdefault((workload, name), []).append(run)
+                            print(f"  {workload} paced round {round_}/{args.rounds} {name}: {run.achieved:.0f} of "
+                                  f"{rate:.0f} req/s, p99 {run.p99_ms:.2f} ms, {run.errors} errors, send lag p99 "
+                                  f"{run.send_lag_p99_ms:.2f} ms", file=sys.stderr, flush=True)
         print_table(workloads, names, results)
+        if args.latency_at:
+            print_latency_table(workloads, names, args.latency_at, latencies)
         return 0
     except BenchError as ex:
         print(f"side_by_side: {ex}", file=sys.stderr)

@@ -1,5 +1,5 @@
 // Peer: the official JavaScript SDK (npm apache-flink-statefun) on Node's own http server, as its README
-// serves it. The two functions mirror workload.py line for line, so every server does the same work.
+// serves it. The functions mirror workload.py line for line, so every server does the same work.
 // Run: NODE_PATH=<folder with node_modules> node server.js PORT
 "use strict";
 const http = require("http");
@@ -34,6 +34,21 @@ statefun.bind({
     const basket = context.storage.basket || {};
     basket[command.item] = (basket[command.item] || 0) + command.qty;
     context.storage.basket = basket;
+  },
+});
+
+const DocType = StateFun.jsonType("com.example/Doc");
+
+statefun.bind({
+  typename: "example/doc",
+  specs: [{name: "doc", type: DocType}],
+  fn(context, message) {
+    const document = context.storage.doc || {events: []};
+    document.events.push({n: message.asInt(), tag: "event"});
+    if (document.events.length > 700) {
+      document.events.shift();
+    }
+    context.storage.doc = document;
   },
 });
 

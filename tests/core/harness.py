@@ -13,8 +13,9 @@ so a difference that never reaches the wire still shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from google.protobuf import text_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Error as ProtobufError
 from google.protobuf.message import Message as ProtobufMessage
+from statefun.kafka_egress_pb2 import KafkaProducerRecord
+from statefun.kinesis_egress_pb2 import KinesisEgressRecord
 from statefun.request_reply_pb2 import Address, FromFunction, ToFunction, TypedValue
 
 # NOTE: imported unguarded: a package that fails to import fails every core test with its own traceback.
@@ -158,6 +161,11 @@ def build_message(sf, ctx, target: tuple, payload: tuple):
     return sf.message_builder(typename, id_, **{kw: value})
 
 
+EGRESS_SENT = "egress sent"
+EGRESS_JSON_RECORD_SENT = "egress sent: a Kafka or Kinesis record with a JSON value"
+"""Observed after each egress message, in order: which records' bytes hold a JSON value (``with_json_canonical``)."""
+
+
 def run_op(sf, ctx, message, op: Op, obs: Callable[[str], None]) -> None:
     kind = op[0]
     storage = ctx.storage
@@ -193,6 +201,7 @@ def run_op(sf, ctx, message, op: Op, obs: Callable[[str], None]) -> None:
     elif kind == "egress":
         _, typename, key, value = op
         ctx.send_egress(sf.egress_message_builder(typename, value, type_for(sf, key)))
+        obs(EGRESS_SENT)
     elif kind == "kafka":
         _, typename, topic, value, key, vtype = op
         kwargs = {}
@@ -201,6 +210,7 @@ def run_op(sf, ctx, message, op: Op, obs: Callable[[str], None]) -> None:
         if vtype is not None:
             kwargs["value_type"] = type_for(sf, vtype)
         ctx.send_egress(sf.kafka_egress_message(typename, topic, value, **kwargs))
+        obs(EGRESS_JSON_RECORD_SENT if vtype == "json" else EGRESS_SENT)
     elif kind == "kinesis":
         _, typename, stream, value, partition_key, hash_key, vtype = op
         kwargs = {}
@@ -209,6 +219,7 @@ def run_op(sf, ctx, message, op: Op, obs: Callable[[str], None]) -> None:
         if vtype is not None:
             kwargs["value_type"] = type_for(sf, vtype)
         ctx.send_egress(sf.kinesis_egress_message(typename, stream, value, partition_key, **kwargs))
+        obs(EGRESS_JSON_RECORD_SENT if vtype == "json" else EGRESS_SENT)
     elif kind == "msg":
         accessor = op[1]
         if accessor.startswith("is_type:"):
@@ -431,8 +442,47 @@ def mutation_order(response: bytes) -> list[str]:
     return [m.state_name for m in msg.invocation_result.state_mutations]
 
 
-def compare_outcomes(expected: Outcome, actual: Outcome, label: str) -> None:
-    """Assert that ``actual`` (ours) matches ``expected`` (official) as the protocol requires."""
+def _json_canonical(data: bytes) -> bytes:
+    """One spelling per JSON value: the standard library's, of what ``json.loads`` reads (bytes that are not
+    JSON are left as they are, and compared as bytes)."""
+    try:
+        return json.dumps(json.loads(data), ensure_ascii=False).encode("utf-8")
+    except ValueError:  # NOTE: also UnicodeDecodeError
+        return data
+
+
+def with_json_canonical(response: bytes, json_records: list[bool], json_typenames: Collection[str]) -> bytes:
+    """The response with every JSON-typed value respelled by ``_json_canonical``: state, messages and egress
+    values of the types ``json_typenames`` names, and the values of the Kafka and Kinesis records
+    ``json_records`` flags (one flag per egress message).
+
+    For JSON types the contract is the same value, not the same bytes (docs/json.md): two responses equal after
+    this hold equal values, with equal types (1 and 1.0 spell differently) and keys in the same order."""
+    msg = FromFunction.FromString(response)
+    if msg.WhichOneof("response") != "invocation_result":
+        return response
+    result = msg.invocation_result
+    values = [m.state_value for m in result.state_mutations]
+    values += [m.argument for m in result.outgoing_messages]
+    values += [m.argument for m in result.delayed_invocations]
+    values += [m.argument for m in result.outgoing_egresses]
+    for value in values:
+        if value.typename in json_typenames and value.has_value:
+            value.value = _json_canonical(value.value)
+    # NOTE: not strict: a response with another number of egress messages fails the comparison anyway.
+    for egress, is_json in zip(result.outgoing_egresses, json_records, strict=False):
+        if is_json:
+            kafka = egress.argument.typename.endswith("/" + KafkaProducerRecord.DESCRIPTOR.full_name)
+            record = (KafkaProducerRecord if kafka else KinesisEgressRecord).FromString(egress.argument.value)
+            record.value_bytes = _json_canonical(record.value_bytes)
+            egress.argument.value = record.SerializeToString()
+    return msg.SerializeToString()
+
+
+def compare_outcomes(expected: Outcome, actual: Outcome, label: str,
+                     json_typenames: Collection[str] = (JSON_TYPENAME,)) -> None:
+    """Assert that ``actual`` (ours) matches ``expected`` (official) as the protocol requires: the same bytes,
+    except that a JSON-typed value need only be the same value (``with_json_canonical``)."""
     context = (
         f"[{label}]\nofficial: error={expected.error!r} response={response_text(expected.response)}\n"
         f"ours:     error={actual.error!r} (root {root_error(actual.error)!r}) "
@@ -453,11 +503,16 @@ def compare_outcomes(expected: Outcome, actual: Outcome, label: str) -> None:
     if expected.response == b"":
         assert actual.response == b"", "an empty response must be an empty response\n" + context
         return
-    assert normalized(expected.response) == normalized(actual.response), "different FromFunction\n" + context
-    if mutation_order(expected.response) == mutation_order(actual.response):
+    json_records = [o == EGRESS_JSON_RECORD_SENT for o in expected.observations
+                    if o in (EGRESS_SENT, EGRESS_JSON_RECORD_SENT)]
+    expected_json = with_json_canonical(expected.response, json_records, json_typenames)
+    actual_json = with_json_canonical(actual.response, json_records, json_typenames)
+    assert normalized(expected_json) == normalized(actual_json), "different FromFunction\n" + context
+    if mutation_order(expected.response) == mutation_order(actual.response) and actual_json == actual.response:
         assert expected.response == actual.response, "equal messages, different bytes\n" + context
     else:
-        # reordered mutations: ours must still be canonically encoded (what protobuf itself would write)
+        # reordered mutations, or JSON spelled otherwise: ours must still be canonically encoded (what protobuf
+        # itself would write), so that no byte differs but those of the mutations' order and the JSON values
         assert actual.response == FromFunction.FromString(actual.response).SerializeToString(), (
             "non-canonical encoding\n" + context
         )

@@ -14,6 +14,7 @@ from .wire import (
     json_arg,
     load_with_official_sdk,
     parse,
+    parse_json_as_values,
     string_arg,
     to_function,
     typed,
@@ -97,7 +98,7 @@ def test_answers_equal_the_official_sdk(server: Server, official: Official, name
     ours = parse(answer)
     # Never two empty answers compared by accident: only the no-op case answers nothing.
     assert (ours.WhichOneof("response") is None) == (name == "cart, item out of stock")
-    assert ours == parse(official.handle_sync(body))
+    assert parse_json_as_values(answer) == parse_json_as_values(official.handle_sync(body))
 
 
 def test_path_form_and_any_path_dispatch_on_the_body(server: Server, official: Official) -> None:

@@ -16,6 +16,8 @@ from statefun import request_reply_pb2 as official_pb2
 
 from statefun_workers._proto import request_reply_pb2 as pb2
 
+from ..core.harness import with_json_canonical
+
 STRING = statefun.StringType.serializer()
 INT = statefun.IntType.serializer()
 
@@ -57,6 +59,17 @@ def to_function(typename: str, id: str, args: list[pb2.TypedValue], *,
 def greeter_request(name: str = "Alice", seen: int | None = None, messages: int = 1) -> bytes:
     state = {"seen": None if seen is None else typed("io.statefun.types/int", INT.serialize(seen))}
     return to_function("example/greeter", name, [string_arg(name)] * messages, state=state)
+
+
+EXAMPLE_JSON_TYPES = tuple(f"com.example/{name}" for name in (
+    "AddToCart", "ClearCart", "Checkout", "RestockItem", "RequestItem", "ItemAvailability", "Basket"))
+"""The JSON types of examples/shopping_cart.py: their values compare as values, not bytes (docs/json.md)."""
+
+
+def parse_json_as_values(body: bytes) -> official_pb2.FromFunction:
+    """``parse``, with the examples' JSON values spelled one way: those of their JSON types, and those of their
+    Kafka records (the cart's receipt is JSON; the greeter's text is not JSON, and stays bytes)."""
+    return parse(with_json_canonical(body, [True] * 64, EXAMPLE_JSON_TYPES))
 
 
 def parse(body: bytes) -> official_pb2.FromFunction:
