@@ -409,8 +409,8 @@ class HttpProtocol(HttpToolsProtocol):
         transport.close()
 
     def _count_and_log(self, status: int | None, reason: str, text: str) -> None:
-        """Count a refusal, and log it unless one of its reason was logged in the last 10 s; ``status`` is
-        what was answered, None when the connection was closed without an answer."""
+        """Count a refusal, and log it unless one with the same reason was logged in the last 10 s; ``status``
+        is what was answered, None when the connection was closed without an answer."""
         count_refusal(reason)
         logged, suppressed = _LOG_THROTTLE.check(reason)
         if logged:
@@ -433,7 +433,7 @@ class HttpProtocol(HttpToolsProtocol):
         paused = self._write_paused_since
         if paused is not None and now - paused > limits.body_stall_timeout:
             # NOTE: abort, not close: close would wait for the client to read what is buffered, for ever.
-            self._count_and_log(None, "response_stall", f"the client read none of its answer for "
+            self._count_and_log(None, "response_stall", f"the client stopped reading its answer for "
                                 f"{limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
             self.transport.abort()
             return
