@@ -227,16 +227,15 @@ class RequestReplyHandler:
 
 
 def timed_out(batch: Batch, seconds: float) -> BatchResult:
-    """The result of a batch stopped at its deadline: a 503 with no effects. A blocking batch's thread
-    cannot be stopped; it is counted as abandoned (``BLOCKING``)."""
+    """The result of a batch stopped at its deadline: a 503 with no effects. (A blocking batch's thread cannot
+    be stopped; whoever stops the batch counts it in ``BLOCKING.abandon()``.)"""
     function = batch.function
-    if function.blocking:
-        BLOCKING.abandon()
     return stopped(batch, BatchTimeoutError(
         f"function {function.typename} (id {batch.context._id!r}) did not finish its batch of "
         f"{len(batch.invocations)} within {seconds:g} s" + (
             "; its thread runs on, abandoned" if function.blocking else "; it was cancelled"),
         typename=function.typename, id=batch.context._id, invocation=batch.index))
+
 
 def stopped(batch: Batch, error: StatefunError) -> BatchResult:
     """The result of a batch stopped for ``error`` (its deadline, the client went away, an overload).

@@ -28,7 +28,8 @@ sends generated requests and answers through both this protocol and uvicorn's an
 pyproject.toml bounds the uvicorn versions, because this module uses uvicorn's fields the way uvicorn's own
 code does. The measurements are in ``docs/server.md``.
 
-The protocol also enforces the bounds of :class:`~statefun_workers.limits.HttpLimits`, where they are cheapest:
+The protocol also enforces the HTTP bounds of its :class:`~statefun_workers.settings.Settings` (see
+``statefun_workers.limits``), where they are cheapest:
 the head's size as its bytes arrive (431), the header count, the HTTP version, the transfer coding and a
 100-continue body's declared length when the head is complete (431, 505, 501, 413), the connection count when
 a connection is made (503), and the head and body time limits from a sweep the worker runs twice a second
@@ -52,7 +53,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, HttpLimits, count_refusal
+from statefun_workers.limits import CANCEL_ON_DISCONNECT, CLIENT_GONE, count_refusal
 from statefun_workers.logs import LOGGER_NAME, LogThrottle
 from statefun_workers.settings import Settings
 
@@ -245,8 +246,9 @@ class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over a :class:`JoinedWritesTransport`, with :class:`ResponseCycle`, a
     keep-alive timer armed once per idle period, and the bounds of :attr:`limits` (see the module docstring)."""
 
-    limits: ClassVar[HttpLimits] = HttpLimits.from_settings(Settings())
-    """The bounds this class enforces; the worker serves a subclass made by :func:`limited`."""
+    limits: ClassVar[Settings] = Settings()
+    """The settings whose HTTP bounds this class enforces; the worker serves a subclass made by
+    :func:`limited`, with its own settings (``max_connections`` capped by the descriptor limit)."""
 
     _idle_since: float | None = None
     _idle_timer: asyncio.TimerHandle | None = None
@@ -475,6 +477,7 @@ def enforce_deadlines(connections: Iterable[Any], now: float) -> None:
             connection.check_deadlines(now)
 
 
-def limited(limits: HttpLimits) -> type[HttpProtocol]:
-    """An :class:`HttpProtocol` subclass enforcing ``limits`` (uvicorn makes protocols from a class)."""
+def limited(limits: Settings) -> type[HttpProtocol]:
+    """An :class:`HttpProtocol` subclass enforcing the HTTP bounds of ``limits`` (uvicorn makes protocols from
+    a class)."""
     return type("LimitedHttpProtocol", (HttpProtocol,), {"limits": limits})

@@ -1,6 +1,6 @@
 """The bounds on what one client can make a worker spend, and the per-process count of what they refused.
 
-Every resource a client controls has a bound here, each a setting (``Settings``) with a safe default:
+Every resource a client controls has a bound, each a setting (``Settings``) with a safe default:
 
 ==========================  ==================================================================================
 resource                    bound
@@ -26,13 +26,8 @@ import ctypes
 import ctypes.util
 import gc
 import resource
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from statefun_workers.settings import Settings
-
-__all__ = ["CANCEL_ON_DISCONNECT", "CLIENT_GONE", "REFUSALS", "REFUSAL_REASONS", "BufferBudget", "HttpLimits",
+__all__ = ["CANCEL_ON_DISCONNECT", "CLIENT_GONE", "REFUSALS", "REFUSAL_REASONS", "BufferBudget",
            "connection_cap", "count_refusal", "release_memory", "return_large_buffers_to_os"]
 
 CANCEL_ON_DISCONNECT = "statefun.cancel_on_disconnect"
@@ -63,26 +58,6 @@ REFUSALS: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
 def count_refusal(reason: str) -> None:
     """Count one refusal; ``reason`` is one of :data:`REFUSAL_REASONS`."""
     REFUSALS[reason] += 1
-
-
-@dataclass(frozen=True, slots=True)
-class HttpLimits:
-    """The HTTP layer's bounds (see the module docstring and ``Settings``)."""
-
-    max_header_bytes: int
-    max_headers: int
-    header_timeout: float
-    body_stall_timeout: float
-    max_connections: int
-    max_request_bytes: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, max_connections: int | None = None) -> HttpLimits:
-        """The bounds ``settings`` set; ``max_connections`` overrides the setting (capped by the fd limit)."""
-        return cls(settings.max_header_bytes, settings.max_headers, settings.header_timeout,
-                   settings.body_stall_timeout,
-                   settings.max_connections if max_connections is None else max_connections,
-                   settings.max_request_bytes)
 
 
 class BufferBudget:

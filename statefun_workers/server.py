@@ -183,10 +183,10 @@ class FunctionResource:
                 task.uncancel()
             why = ex.args[0] if ex.args else None
             function = batch.function
+            if function.blocking:  # its thread runs on, whatever stopped the batch
+                BLOCKING.abandon()
             if why == _BATCH_TIMEOUT:
                 return timed_out(batch, self._timeout)
-            if function.blocking:
-                BLOCKING.abandon()
             if why == CLIENT_GONE:
                 error: StatefunError = ClientGoneError(
                     "the client closed the connection before the answer; the batch was stopped",

@@ -42,7 +42,7 @@ from uvicorn_worker import UvicornWorker
 
 from statefun_workers import tls
 from statefun_workers.errors import ConfigurationError
-from statefun_workers.limits import HttpLimits, connection_cap, return_large_buffers_to_os
+from statefun_workers.limits import connection_cap, return_large_buffers_to_os
 from statefun_workers.logs import LOGGER_NAME
 from statefun_workers.server import PROCESS_READINESS, Readiness, create_admin_app
 from statefun_workers.settings import Settings
@@ -130,7 +130,7 @@ class StatefunWorker(UvicornWorker):
             from statefun_workers.http_protocol import limited  # noqa: PLC0415
 
             max_connections = connection_cap(self._settings.max_connections)
-            self.config.http = limited(HttpLimits.from_settings(self._settings, max_connections=max_connections))
+            self.config.http = limited(dataclasses.replace(self._settings, max_connections=max_connections))
             if max_connections < self._settings.max_connections:
                 log.warning("STATEFUN_MAX_CONNECTIONS lowered from %d to %d: the file descriptor limit is lower",
                             self._settings.max_connections, max_connections)

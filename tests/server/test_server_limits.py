@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.metrics.scrapes import parse
 from tests.server_process import Server, poll
 
 from .wire import greeter_request, string_arg, to_function
@@ -45,14 +45,10 @@ def status_of(response: bytes) -> int:
 
 
 def metric(server: Server, name: str, **labels: str) -> float:
-    """The value of one sample of ``/metrics``, summed over workers; 0 when absent."""
-    text = server.get("/metrics")[2].decode()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    """The sum of the ``/metrics`` samples named ``name`` whose labels include ``labels``; 0 when absent."""
+    wanted = set(labels.items())
+    return sum(value for (sample, sample_labels), value in parse(server.get("/metrics")[2].decode()).items()
+               if sample == name and wanted <= set(sample_labels))
 
 
 def serves(server: Server) -> None:
@@ -152,16 +148,12 @@ def test_connections_over_the_limit_are_refused_with_503_not_reset(one_worker: C
             assert server.post(greeter_request("held"), conn=conn)[0] == 200
         response = exchange(server, b"")
         assert status_of(response) == 503 and b"STATEFUN_MAX_CONNECTIONS" in response
-        assert metric_after_closing(server, held) >= 1
+        held[0].close()  # make room for the scrape's own connection
+        assert poll(lambda: metric(server, "statefun_connections_refused_total", reason="too_many_connections"))
     finally:
         for conn in held:
             conn.close()
     serves(server)
-
-
-def metric_after_closing(server: Server, held: list) -> float:  # type: ignore[type-arg]
-    held[0].close()  # make room for the scrape's own connection
-    return poll(lambda: metric(server, "statefun_connections_refused_total", reason="too_many_connections"))  # type: ignore[return-value]
 
 
 def test_expect_100_continue_over_the_limit_is_413_before_continue(server: Server) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import Server
+from tests.server_process import Server, poll
 from tests.support import free_port
 
 __all__ = ["Served", "build_info_sample", "free_port"]
@@ -34,18 +34,14 @@ class Served(Server):
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Poll ``/readyz`` until it answers 200; fail at once if the process exits."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"{self.proc.args} exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if self.get("/readyz")[0] == 200:
-                    return
+                return self.get("/readyz")[0] == 200
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"not ready within {timeout} s:\n{self.log()}")
-            time.sleep(0.1)
+                return False
+        poll(ready, timeout, interval=0.1)
 
     def terminate(self, timeout: float) -> float:
         """SIGTERM; the seconds until the process exited (fails the test past ``timeout``)."""
