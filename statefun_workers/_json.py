@@ -9,7 +9,8 @@ the standard library's exact behaviour (bytes or exception).
   gives. orjson refuses what it cannot read exactly like ``json.loads`` (NaN and Infinity, a byte-order mark,
   lone surrogates, UTF-16 or UTF-32 text, nesting past 1024), and those inputs go to ``json.loads``. The one
   value it reads differently, an integer outside 64 bits (orjson answers a float), cannot happen without a run
-  of 19 or more digits, and any text with such a run goes to ``json.loads`` as well. One difference remains,
+  of 19 or more digits, and any text with such a run goes to ``json.loads`` as well (:func:`_long_digit_run`
+  finds one by probing every 19th byte, a tenth of the time a full pass took). One difference remains,
   in our favour: text nested nearly 1,000 deep, which ``json.loads`` refuses with ``RecursionError``, is read.
 * Writing uses orjson (about 7x faster, the check below included) for *plain* values: built of exactly
   ``dict``, ``list``, ``tuple``, ``str``, ``int``, finite ``float``, ``bool`` and ``None``, no deeper than orjson
@@ -28,6 +29,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from mypy_extensions import i64
+
 __all__ = ["dumps", "loads"]
 
 try:
@@ -43,11 +46,15 @@ else:
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 """What ``json.dumps(value, ensure_ascii=False)`` builds on each call."""
 
+_RUN: Final = 19
+"""Digits in a row from which orjson might read an integer differently: 2**63 has 19 digits."""
+
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 """A ``bytes.translate`` table: every digit to ``0``, every other byte to a space."""
 
-_LONG_DIGIT_RUN = b"0" * 19
-"""After translation, where an integer of 19 digits or more could be: 2**63 has 19 digits."""
+_COMPILED: Final = not __file__.endswith(".py")
+"""Whether mypyc compiled this module: its probing loop is then about 10x faster than a full pass, and about
+5x slower when interpreted."""
 
 _MAX_DEPTH: Final = 250
 """Containers nested deeper than this go to the standard library: orjson refuses past 254, and the check
@@ -56,12 +63,44 @@ below recurses once per level."""
 
 def loads(data: Any) -> Any:
     """``json.loads(data)``: the same value, or the same exception."""
-    if _fast_loads is not None and type(data) is bytes and _LONG_DIGIT_RUN not in data.translate(_DIGITS_ONLY):
+    if _fast_loads is not None and type(data) is bytes and not _long_digit_run(data):
         try:
             return _fast_loads(data)
         except ValueError:  # NOTE: orjson.JSONDecodeError; json.loads decides, and raises its own error.
             pass
     return json.loads(data)
+
+
+def _long_digit_run(data: bytes) -> bool:
+    """Whether ``data`` holds ``_RUN`` or more ASCII digits in a row (the compiled probe, else a full pass)."""
+    return _long_digit_run_probing(data) if _COMPILED else _long_digit_run_translating(data)
+
+
+def _long_digit_run_probing(data: bytes) -> bool:
+    """Probe every ``_RUN``-th byte: a run of ``_RUN`` digits covers one probe whatever its start. A digit at a
+    probe is measured both ways; the next probe that could start a new run is ``_RUN`` past the run's end."""
+    size: i64 = len(data)
+    probe: i64 = _RUN - 1
+    while probe < size:
+        if 0x30 <= data[probe] <= 0x39:
+            start: i64 = probe - 1
+            while start >= 0 and 0x30 <= data[start] <= 0x39:
+                start -= 1
+            end: i64 = probe + 1
+            while end < size and 0x30 <= data[end] <= 0x39:
+                end += 1
+            if end - start - 1 >= _RUN:
+                return True
+            probe = end + _RUN
+        else:
+            probe += _RUN
+    return False
+
+
+def _long_digit_run_translating(data: bytes) -> bool:
+    """The same answer from two passes in C (every digit to ``0``, every other byte to a space, then a search):
+    the faster way when this module runs interpreted."""
+    return b"0" * _RUN in data.translate(_DIGITS_ONLY)
 
 
 def dumps(value: Any) -> bytes:

@@ -10,6 +10,7 @@ import decimal
 import enum
 import json
 import math
+import re
 import uuid
 
 import pytest
@@ -79,6 +80,40 @@ def test_reads_numbers_below_the_digit_run_guard_exactly(number):
     """Up to 18 digits in a row orjson reads the number itself: it must round exactly as json.loads does."""
     assert_reads_like_json(number.encode("ascii"))
     assert_reads_like_json(f'{{"n": [{number}]}}'.encode("ascii"))
+
+
+LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")
+"""The oracle for the guard: 19 ASCII digits in a row, anywhere."""
+
+DIGIT_RUN_TEXTS = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=40), st.binary(min_size=1, max_size=3)),
+    max_size=12,
+).map(lambda parts: b"".join(b"7" * digits + other for digits, other in parts))
+"""Texts of digit runs around the guard's length, cut by arbitrary bytes (digits among them, so runs join)."""
+
+
+@given(DIGIT_RUN_TEXTS | st.binary(max_size=200), st.integers(min_value=0, max_value=40))
+def test_both_digit_run_scans_find_exactly_the_long_runs(data, shift):
+    """The probing scan (compiled builds) and the translating one (interpreted) against a regular expression,
+    at every offset against the probes' stride. Both run here, whichever build is installed."""
+    text = b" " * shift + data
+    expected = LONG_DIGIT_RUN.search(text) is not None
+    assert _json._long_digit_run_probing(text) is expected
+    assert _json._long_digit_run_translating(text) is expected
+
+
+def test_digit_run_scans_at_every_edge_of_the_probes():
+    """Every placement, against the stride, of a first run (which a probe may measure) and a second one a
+    gap later, of lengths around the guard: each scan must agree with the regular expression on each."""
+    for start in range(40):
+        for first in range(21):
+            for gap in (1, 2, 19):
+                for second in (1, 18, 19, 20):
+                    text = b"x" * start + b"5" * first + b"x" * gap + b"5" * second
+                    for candidate in (text, text + b"x"):
+                        expected = LONG_DIGIT_RUN.search(candidate) is not None
+                        assert _json._long_digit_run_probing(candidate) is expected, candidate
+                        assert _json._long_digit_run_translating(candidate) is expected, candidate
 
 
 @given(st.binary(max_size=40))
