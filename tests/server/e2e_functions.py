@@ -6,6 +6,7 @@ sleeping.
 """
 
 import asyncio
+import gc
 import os
 import time
 
@@ -80,3 +81,10 @@ def big_answer(context: Context, message: Message) -> None:
     """``"<bytes>"``: answer with an egress record of that many bytes."""
     size = int(message.as_string())
     context.send_egress(kafka_egress_message(typename="test/egress", topic="big", key="k", value=b"x" * size))
+
+
+@functions.bind(typename="test/gc-threshold")
+def gc_threshold(context: Context, message: Message) -> None:
+    """Answer with an egress record of the worker's ``gc.get_threshold()``."""
+    value = ",".join(str(part) for part in gc.get_threshold())
+    context.send_egress(kafka_egress_message(typename="test/egress", topic="gc", key="k", value=value))

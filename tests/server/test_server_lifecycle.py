@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from statefun.kafka_egress_pb2 import KafkaProducerRecord
 
 from tests.server_process import Server, poll
 
@@ -124,3 +125,21 @@ def test_blocking_function_runs_off_the_loop_only_when_flagged(start_server: Cal
         conn.close()  # type: ignore[attr-defined]
         other.close()
     assert server.post(greeter_request("Later", seen=1))[0] == 200
+
+
+def _workers_gc_threshold(server: Server) -> tuple[int, ...]:
+    status, _, body = server.post(to_function("test/gc-threshold", "g", [string_arg("x")]))
+    assert status == 200, body
+    (egress,) = parse(body).invocation_result.outgoing_egresses
+    record = KafkaProducerRecord.FromString(egress.argument.value)
+    return tuple(int(part) for part in record.value_bytes.decode().split(","))
+
+
+@pytest.mark.parametrize(("env", "young"), [({}, 20_000), ({"STATEFUN_GC_THRESHOLD": "5000"}, 5_000)])
+def test_workers_collect_the_young_generation_at_the_set_threshold(
+        start_server: Callable[..., Server], env: dict[str, str], young: int) -> None:
+    """The master sets it before forking; the older generations keep Python's thresholds."""
+    import gc
+
+    server = start_server(workers=1, **env)
+    assert _workers_gc_threshold(server) == (young, *gc.get_threshold()[1:])
