@@ -32,9 +32,10 @@ The protocol also enforces the HTTP bounds of its :class:`~statefun_workers.sett
 ``statefun_workers.limits``), where they are cheapest:
 the head's size as its bytes arrive (431), the header count, the HTTP version, the transfer coding and a
 100-continue body's declared length when the head is complete (431, 505, 501, 413), the connection count when
-a connection is made (503), and the head and body time limits from a sweep the worker runs twice a second
-(:func:`enforce_deadlines`), so the request path arms no timers. Each refusal is an HTTP answer with
-``Connection: close``, counted by reason (``limits.REFUSALS``), and logged at most once per reason per 10 s.
+a connection is made (503), and the time limits (a head; a body's bytes, one after the other and as a whole)
+from a sweep the worker runs twice a second (:func:`enforce_deadlines`), so the request path arms no timers.
+Each refusal is an HTTP answer with ``Connection: close``, counted by reason (``limits.REFUSALS``), and logged
+at most once per reason per 10 s.
 """
 
 from __future__ import annotations
@@ -258,6 +259,8 @@ class HttpProtocol(HttpToolsProtocol):
     """Bytes received since the head being received began."""
     _last_read = 0.0
     """When bytes last arrived."""
+    _body_since = 0.0
+    """When the head of the request whose body is arriving was complete."""
     _refusal: tuple[int | None, str, str] | None = None
     """(status, reason, text) of the refusal a parser callback raised ``_Refused`` for."""
     _write_paused_since: float | None = None
@@ -310,6 +313,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_since = None
+        self._body_since = self._last_read
         self._check_head()
         super().on_headers_complete()
         cycle = self.cycle
@@ -453,10 +457,15 @@ class HttpProtocol(HttpToolsProtocol):
                     self.transport.close()
             return
         cycle = self.cycle
-        if (cycle is not None and cycle.more_body and not cycle.response_complete and not self.flow.read_paused
-                and now - self._last_read > limits.body_stall_timeout):
+        # NOTE: not while reading is paused: then the worker, not the client, is behind.
+        if cycle is None or not cycle.more_body or cycle.response_complete or self.flow.read_paused:
+            return
+        if now - self._last_read > limits.body_stall_timeout:
             self._refuse(408, "body_stall",
                          f"no request body byte for {limits.body_stall_timeout:g} s (STATEFUN_BODY_STALL_TIMEOUT)")
+        elif now - self._body_since > limits.body_timeout:
+            self._refuse(408, "body_timeout",
+                         f"the request body did not arrive within {limits.body_timeout:g} s (STATEFUN_BODY_TIMEOUT)")
 
 
 MAX_PIPELINED = 64

@@ -8,6 +8,7 @@ resource                    bound
 header bytes, header count  ``max_header_bytes``, ``max_headers``: 431, connection closed
 time to send the head       ``header_timeout``: connection closed (a silent or byte-a-second client included)
 time between body bytes     ``body_stall_timeout``, request or answer: connection closed
+time for a whole body       ``body_timeout``, from the end of the head: 408, connection closed
 open connections            ``max_connections`` per worker: 503 and closed at once (never a silent reset)
 declared body length        ``max_request_bytes``: 413 before any body is read, 100-continue or not
 request bytes held at once  ``max_buffered_bytes`` per worker: 503, so the runtime retries on another worker
@@ -41,6 +42,7 @@ REFUSAL_REASONS = (
     "too_many_headers",       # more than max_headers header lines (431)
     "header_timeout",         # the head did not arrive within header_timeout (closed)
     "body_stall",             # no request body byte for body_stall_timeout (408, closed)
+    "body_timeout",           # the request body took longer than body_timeout as a whole (408, closed)
     "response_stall",         # the client read nothing of its answer for body_stall_timeout (aborted)
     "too_many_connections",   # over max_connections (503, closed)
     "pipeline_too_deep",      # over http_protocol.MAX_PIPELINED requests queued on one connection (closed)

@@ -53,6 +53,9 @@ class Settings:
     """Seconds a client gets to send a request's head, from its first byte (or from connecting)."""
     body_stall_timeout: float = 10.0
     """Seconds a request body may go without a byte before the connection is closed."""
+    body_timeout: float = 60.0
+    """Seconds a request body may take as a whole, from the end of its head: a body dripping in just under the
+    stall limit would otherwise hold its connection for as long as it lasts."""
     max_connections: int = 1000
     """Open connections per worker; capped at start by the process's file descriptor limit."""
     max_buffered_bytes: int = 64 * 1024 * 1024
@@ -108,6 +111,7 @@ class Settings:
             max_headers=_int(env, "STATEFUN_MAX_HEADERS", 100, minimum=8),
             header_timeout=_seconds(env, "STATEFUN_HEADER_TIMEOUT", 10.0, minimum=0.1),
             body_stall_timeout=_seconds(env, "STATEFUN_BODY_STALL_TIMEOUT", 10.0, minimum=0.1),
+            body_timeout=_seconds(env, "STATEFUN_BODY_TIMEOUT", 60.0, minimum=0.1),
             max_connections=_int(env, "STATEFUN_MAX_CONNECTIONS", 1000, minimum=1),
             max_buffered_bytes=_int(env, "STATEFUN_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, minimum=1),
             batch_timeout=_seconds(env, "STATEFUN_BATCH_TIMEOUT", 30.0, minimum=0.01),

@@ -30,7 +30,7 @@ def test_settings_defaults() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("PORT", "eighty"), ("PORT", "70000"), ("WEB_CONCURRENCY", "0"), ("STATEFUN_MAX_REQUEST_BYTES", "-1"),
     ("STATEFUN_KEEPALIVE", "nan"), ("STATEFUN_DRAIN_SECONDS", "-2"), ("STATEFUN_LOG_LEVEL", "loud"),
-    ("STATEFUN_GC_THRESHOLD", "10"),
+    ("STATEFUN_GC_THRESHOLD", "10"), ("STATEFUN_BODY_TIMEOUT", "0"),
 ])
 def test_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):

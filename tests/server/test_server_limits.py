@@ -140,6 +140,31 @@ def test_slow_silent_and_stalled_connections_are_closed_and_counted(one_worker: 
     no_tracebacks(server)
 
 
+def test_a_body_dripping_in_under_the_stall_limit_is_cut_at_the_body_limit(
+        one_worker: Callable[..., Server]) -> None:
+    """A byte every 0.3 s never stalls for 1 s, but the body as a whole gets 2 s; a body that comes at once on
+    the same worker is served."""
+    server = one_worker(STATEFUN_BODY_STALL_TIMEOUT="1", STATEFUN_BODY_TIMEOUT="2")
+
+    def drip(sock: socket.socket) -> None:
+        try:
+            for _ in range(60):  # 18 s of body, were it not cut
+                sock.sendall(b"\0")
+                time.sleep(0.3)
+        except OSError:
+            pass
+
+    started = time.monotonic()
+    response = exchange(server, b"POST /statefun HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n",
+                        timeout=20, then=drip)
+    assert 2.0 <= time.monotonic() - started < 6.0
+    assert status_of(response) == 408 and b"STATEFUN_BODY_TIMEOUT" in response, response
+    assert metric(server, "statefun_connections_refused_total", reason="body_timeout") == 1
+    assert metric(server, "statefun_connections_refused_total", reason="body_stall") == 0
+    serves(server)
+    no_tracebacks(server)
+
+
 def test_connections_over_the_limit_are_refused_with_503_not_reset(one_worker: Callable[..., Server]) -> None:
     server = one_worker(STATEFUN_MAX_CONNECTIONS="4")
     held = [server.connect() for _ in range(4)]
