@@ -9,9 +9,17 @@ during the stall as late, instead of the load generator quietly waiting with it 
 
 Requests go out on keep-alive connections (one request at a time each, no pipelining) from a pool that grows,
 up to ``--connections``, when every open one is busy; a request that finds none free waits, and the wait counts
-in its latency. The generator is asyncio protocols with httptools' parser (uvloop when installed) on one core,
-and it checks itself: ``send_lag_p99_ms`` is how late its own timer let it hand requests out. A lag near the
-latency figures means the generator, not the server, was the limit, and the figure is not worth quoting.
+in its latency. The generator is an asyncio loop (uvloop when installed) on one core, reading answers with
+httptools' parser, and it keeps its own delays out of the figures where it can and reports them where it
+cannot:
+
+* **Reading.** An answer's end is the time the kernel received its last bytes (``SO_TIMESTAMPNS``, read with
+  ``recvmsg``), not the time the generator got round to reading them, so a busy generator does not add its
+  own queue to the server's latency. ``read_lag_p99_ms`` is how long answers waited to be read; on a system
+  without the timestamps (``kernel_timestamps: false``) the read time is used and that lag is in the figures.
+* **Sending.** ``send_lag_p99_ms`` is how late the generator's timer handed requests out; that lateness is in
+  the latency (it runs from when a request was due). A send lag near the latency figures means the generator
+  was the limit, and the figure is not worth quoting.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import asyncio
 import collections
 import contextlib
 import json
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -29,6 +39,12 @@ from urllib.parse import urlsplit
 import httptools
 
 _PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Linux's option for receive timestamps in nanoseconds (the socket module does not name it)."""
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
+_READ_BYTES = 1 << 18
 
 
 class Load:
@@ -40,11 +56,16 @@ class Load:
         self.idle: list[Client] = []
         self.opened = self.peak = 0
         self.latencies: list[float] = []
+        self.read_lags: list[float] = []
+        self.kernel_timestamps = True
         self.non_200 = self.socket_errors = 0
         self.loop = asyncio.get_running_loop()
+        self.realtime_minus_counter = time.time() - time.perf_counter()
+        """Converts the kernel's receive timestamps (wall clock) to ``perf_counter`` time, the schedule's."""
 
     def due(self, index: int, at: float) -> None:
-        """Request ``index`` is due ``at`` (loop time): send it on an idle connection, or open one, or queue it."""
+        """Request ``index`` is due ``at`` (perf_counter time): send it on an idle connection, or open one, or
+        queue it."""
         if self.idle:
             self.idle.pop().send(index, at)
             return
@@ -52,15 +73,26 @@ class Load:
         if self.opened < self.limit:
             self.opened += 1
             self.peak = max(self.peak, self.opened)
-            connecting = self.loop.create_connection(lambda: Client(self), self.host, self.port)
-            asyncio.ensure_future(connecting).add_done_callback(self._connected)
+            asyncio.ensure_future(self._connect())
 
-    def _connected(self, future: asyncio.Future[tuple[asyncio.BaseTransport, Client]]) -> None:
-        if future.exception() is not None:
+    async def _connect(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            self.kernel_timestamps = False
+        try:
+            await self.loop.sock_connect(sock, (self.host, self.port))
+        except OSError:
+            sock.close()
             self.opened -= 1
             self.socket_errors += 1
             if self.waiting:
                 self.waiting.popleft()
+            return
+        self.free(Client(self, sock))
 
     def free(self, client: Client) -> None:
         """A connection finished an answer (or just opened): give it the oldest waiting request, or park it."""
@@ -77,45 +109,88 @@ class Load:
             self.idle.remove(client)
 
 
-class Client(asyncio.Protocol):
-    """One HTTP/1.1 keep-alive connection, one request at a time (no pipelining), answers parsed by httptools."""
+class Client:
+    """One HTTP/1.1 keep-alive connection, one request at a time (no pipelining), answers parsed by httptools
+    and timed by the kernel's receive timestamps."""
 
-    def __init__(self, load: Load) -> None:
+    def __init__(self, load: Load, sock: socket.socket) -> None:
         self.load = load
+        self.sock = sock
         self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
         self.started: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # NOTE: uvloop's is not an asyncio.Transport
-        self.load.free(self)
+        self.arrived = 0.0
+        """When the kernel received the bytes last read (perf_counter time)."""
+        self.unsent = memoryview(b"")
+        self.writing = False
+        self.closed = False
+        load.loop.add_reader(sock.fileno(), self._readable)
 
     def send(self, index: int, due: float) -> None:
-        assert self.transport is not None
         self.started = due
-        self.transport.write(self.load.requests[index % len(self.load.requests)])
+        self.unsent = memoryview(self.load.requests[index % len(self.load.requests)])
+        self._write()
 
-    def data_received(self, data: bytes) -> None:
+    def _write(self) -> None:
+        try:
+            sent = self.sock.send(self.unsent)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.close(failed=True)
+            return
+        self.unsent = self.unsent[sent:]
+        if self.unsent and not self.writing:
+            self.load.loop.add_writer(self.sock.fileno(), self._write)
+            self.writing = True
+        elif not self.unsent and self.writing:
+            self.load.loop.remove_writer(self.sock.fileno())
+            self.writing = False
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(_READ_BYTES, _ANCILLARY_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close(failed=True)
+            return
+        if not data:
+            self.close(failed=self.started is not None)
+            return
+        self.arrived = time.perf_counter()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                self.arrived = seconds + nanoseconds * 1e-9 - self.load.realtime_minus_counter
+                break
+        else:  # NOTE: the option was taken but no timestamp came: the figures include the read lag
+            self.load.kernel_timestamps = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.load.socket_errors += 1
-            if self.transport is not None:
-                self.transport.close()
+            self.close(failed=True)
 
     def on_message_complete(self) -> None:
-        assert self.started is not None and self.transport is not None
-        self.load.latencies.append(time.perf_counter() - self.started)
+        assert self.started is not None
+        self.load.latencies.append(self.arrived - self.started)
+        self.load.read_lags.append(max(0.0, time.perf_counter() - self.arrived))
         if self.parser.get_status_code() != 200:
             self.load.non_200 += 1
         self.started = None
         if self.parser.should_keep_alive():
             self.load.free(self)
         else:
-            self.transport.close()
+            self.close(failed=False)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.load.lost(self, failed=self.started is not None)
+    def close(self, failed: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.load.loop.remove_reader(self.sock.fileno())
+        if self.writing:
+            self.load.loop.remove_writer(self.sock.fileno())
+        self.sock.close()
+        self.load.lost(self, failed=failed)
 
 
 def percentile(ordered: list[float], p: float) -> float:
@@ -146,20 +221,25 @@ async def run(url: str, bodies: list[bytes], rate: float, seconds: float, connec
             load.due(sent, due)
             sent += 1
         if sent < total:
-            await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+            wait = start + sent / rate - time.perf_counter()
+            # NOTE: uvloop's timers count whole milliseconds: sleep on one only while the next request is
+            #   further away than that, then poll the loop until it is due (the generator owns its core).
+            await asyncio.sleep(wait - 0.002 if wait > 0.003 else 0)
     deadline = time.perf_counter() + 30
     while len(load.latencies) + load.socket_errors < total and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - start
-    for client in load.idle:
-        if client.transport is not None:
-            client.transport.close()
+    for client in list(load.idle):
+        client.close(failed=False)
     latencies = sorted(load.latencies)
     lags.sort()
+    read_lags = sorted(load.read_lags)
     report: dict[str, object] = {"rate": rate, "sent": total, "answered": len(latencies),
                                  "achieved_rate": round(len(latencies) / elapsed, 1), "non_200": load.non_200,
                                  "socket": load.socket_errors, "peak_connections": load.peak,
-                                 "send_lag_p99_ms": round(percentile(lags, 99.0) * 1e3, 3)}
+                                 "send_lag_p99_ms": round(percentile(lags, 99.0) * 1e3, 3),
+                                 "read_lag_p99_ms": round(percentile(read_lags, 99.0) * 1e3, 3),
+                                 "kernel_timestamps": load.kernel_timestamps}
     for p in _PERCENTILES:
         report[f"p{p:g}_ms"] = round(percentile(latencies, p) * 1e3, 3)
     report["max_ms"] = round(latencies[-1] * 1e3, 3) if latencies else 0.0
