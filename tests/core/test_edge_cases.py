@@ -245,6 +245,25 @@ def test_10_dirty_tracking():
     assert muts["absent_del"].mutation_type == DELETE
 
 
+@pytest.mark.parametrize("sizes", [(4095, 4096), (1, 200_000, 3), (16_383, 16_384, 2_097_152)])
+def test_10_large_state_values_are_written_as_the_official_sdk_writes_them(sizes):
+    """Large values, mixed with small ones in one response, around the lengths where a varint grows a byte."""
+    names = [f"s{i}" for i in range(len(sizes))]
+    specs = lambda sf: [sf.ValueSpec(name, sf.StringType) for name in names]  # noqa: E731
+
+    def fun(sf, c, m, o):
+        for name, size in zip(names, sizes, strict=True):
+            setattr(c.storage, name, name[-1] * size)
+        c.send(sf.message_builder(target_typename="org.foo/g", target_id="1", str_value="after the states"))
+
+    out = run_both(single(specs=specs, fun=fun),
+                   to_function(TARGET, states=[(name, None) for name in names], invocations=[(None, STR_ARG)]))
+    written = {m.state_name: m.state_value for m in result_of(out.response).state_mutations}
+    wrapper_bytes = lambda size: size + 1 + (size.bit_length() + 6) // 7 if size else 0  # noqa: E731
+    assert {name: len(value.value) for name, value in written.items()} == {
+        name: wrapper_bytes(size) for name, size in zip(names, sizes, strict=True)}
+
+
 def test_11_storage_is_shared_within_a_batch():
     def fun(sf, c, m, o):
         c.storage.n = (c.storage.n or 0) + m.as_int()
