@@ -156,6 +156,12 @@ class Tally:
             self.busy_total += self.clock() - self.busy_since
         self.totals_of(None if result is None else result.typename).add(result, seconds, request_bytes)
 
+    def request_dropped(self) -> None:
+        """A request left the worker before its body was whole (the client went away): not a batch."""
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.busy_total += self.clock() - self.busy_since
+
     def totals_of(self, typename: str | None) -> Totals:
         """The totals of ``typename`` (None: requests that named no bound function), made when first seen."""
         totals = self.totals.get(typename)

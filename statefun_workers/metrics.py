@@ -169,7 +169,8 @@ class Recorder(Tally):
     """Per-worker totals the request path adds to (:class:`~statefun_workers._tally.Tally`, compiled), and
     their periodic flush to the multiprocess files.
 
-    Call :meth:`request_started` and :meth:`request_finished` from one thread (the worker's event loop); the
+    Call :meth:`request_started`, then :meth:`request_finished` or :meth:`request_dropped`, from one thread (the
+    worker's event loop); the
     flush thread only reads what they write. The first request starts the recorder if nothing did before.
     """
 
@@ -294,8 +295,8 @@ class Recorder(Tally):
 
 
 recorder: Recorder | None = None
-"""This process's recorder once :func:`install` made it; the server calls its ``request_started()`` and
-``request_finished()``."""
+"""This process's recorder once :func:`install` made it; the server calls its ``request_started()``, then
+``request_finished()`` or ``request_dropped()``."""
 
 
 def install(settings: Settings | None = None) -> Recorder:

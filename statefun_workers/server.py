@@ -26,7 +26,6 @@ from statefun_workers import RequestReplyHandler, StatefulFunctions, build_info,
 from statefun_workers.errors import (
     ClientGoneError,
     FunctionError,
-    MalformedRequestError,
     OverloadedError,
     RequestTooLargeError,
     StatefunError,
@@ -50,7 +49,8 @@ log = logging.getLogger(f"{LOGGER_NAME}.server")
 class RequestRecorder(Protocol):
     """What the server reports about each batch request; ``statefun_workers.metrics`` implements it.
 
-    Both methods are called exactly once per ``POST``, on the worker's event loop, and must not block.
+    ``request_started`` is called once per ``POST``, then one of the others, on the worker's event loop; none
+    may block.
     """
 
     def request_started(self) -> None:
@@ -59,6 +59,10 @@ class RequestRecorder(Protocol):
     def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
         """The request is answered after ``seconds``; ``result`` is None when the core never saw it (too
         large, unreadable, a bug); ``request_bytes`` is the body size, -1 when unknown."""
+
+    def request_dropped(self) -> None:
+        """The client went away before its body was whole: there was no batch, and no answer. When the HTTP
+        layer cut the body at a bound, it counts that itself (``statefun_connections_refused_total``)."""
 
 
 class NullRecorder:
@@ -70,6 +74,9 @@ class NullRecorder:
         pass
 
     def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
+        pass
+
+    def request_dropped(self) -> None:
         pass
 
 
@@ -138,6 +145,7 @@ class FunctionResource:
         body = None
         result = None
         held = 0
+        dropped = False
         try:
             whole = req.whole_body
             if whole is not None and len(whole) <= self._limit:
@@ -145,6 +153,9 @@ class FunctionResource:
             else:
                 try:
                     body, held = await self._read_body(req)
+                except ClientGoneError:
+                    dropped = True
+                    raise
                 except StatefunError as ex:  # refused before the core saw it: counted under its own reason
                     result = BatchResult(error=ex, outcome="error")
                     raise
@@ -156,7 +167,10 @@ class FunctionResource:
                 if not self._budget.held and held >= _RELEASE_AFTER_BYTES:
                     # NOTE: once this request's own frame, and its body, are gone.
                     asyncio.get_running_loop().call_soon(release_memory)
-            recorder.request_finished(result, perf_counter() - started, -1 if body is None else len(body))
+            if dropped:
+                recorder.request_dropped()
+            else:
+                recorder.request_finished(result, perf_counter() - started, -1 if body is None else len(body))
         if result.error is not None:
             raise result.error
         resp.data = result.response
@@ -214,9 +228,8 @@ class FunctionResource:
             self._reserve(length)
             try:
                 body = await req.stream.readall()
-                if len(body) < length:
-                    raise MalformedRequestError(
-                        f"request body ended after {len(body)} of {length} bytes (client went away?)")
+                if len(body) < length:  # NOTE: the HTTP parser ends a body early only when its connection does
+                    raise ClientGoneError(f"the client went away after {len(body)} of {length} body bytes")
             except BaseException:
                 self._budget.release(length)
                 raise

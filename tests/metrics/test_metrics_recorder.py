@@ -147,6 +147,24 @@ def test_error_reasons_are_bounded(rec: Recorder, scrape: Callable[[], Samples])
     assert reasons["other"] == 5
 
 
+def test_a_request_whose_client_left_before_its_body_was_whole(
+    rec: Recorder, scrape: Callable[[], Samples]
+) -> None:
+    """Not a batch: only the in-flight count and the busy time move."""
+    clock = [100.0]
+    rec.clock = lambda: clock[0]
+    rec.request_started()
+    clock[0] = 101.5
+    rec.request_dropped()
+    rec.flush()
+    s = scrape()
+    assert s[("statefun_requests_in_flight", ())] == 0
+    assert s[("statefun_busy_seconds_total", ())] == 1.5
+    counted = {key: value for key, value in s.items()
+               if key[0].startswith(("statefun_batches", "statefun_errors", "statefun_batch_duration")) and value}
+    assert counted == {}
+
+
 def test_flush_is_idempotent_and_in_flight_tracked(rec: Recorder, scrape: Callable[[], Samples]) -> None:
     one(rec, batch_result(invocations=2))
     rec.request_started()

@@ -161,6 +161,11 @@ def test_a_body_dripping_in_under_the_stall_limit_is_cut_at_the_body_limit(
     assert status_of(response) == 408 and b"STATEFUN_BODY_TIMEOUT" in response, response
     assert metric(server, "statefun_connections_refused_total", reason="body_timeout") == 1
     assert metric(server, "statefun_connections_refused_total", reason="body_stall") == 0
+    # a body that never arrived was no batch: not an error, not a latency sample, not a log line of its own
+    assert metric(server, "statefun_batches_total") == 0
+    assert metric(server, "statefun_batch_duration_seconds_count") == 0
+    assert metric(server, "statefun_requests_in_flight") == 0
+    assert "batch refused" not in server.log()
     serves(server)
     no_tracebacks(server)
 
