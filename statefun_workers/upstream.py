@@ -45,7 +45,7 @@ USED: tuple[tuple[str, str, str | None, tuple[str, ...]], ...] = (
       "servers", "lifespan")),
     ("uvicorn", "uvicorn.config", "Config", ("app", "http", "timeout_graceful_shutdown", "timeout_keep_alive")),
     ("uvicorn-worker", "uvicorn_worker", "UvicornWorker",
-     ("CONFIG_KWARGS", "run", "_serve", "_install_sigquit_handler", "config")),
+     ("CONFIG_KWARGS", "run", "_serve", "config")),
     ("prometheus-client", "prometheus_client.mmap_dict", None, ("MmapedDict", "mmap_key")),
     ("prometheus-client", "prometheus_client.mmap_dict", "MmapedDict",
      ("write_value", "read_all_values_from_file", "close")),

@@ -87,13 +87,14 @@ class _DrainingServer(Server):
         if sig == signal.SIGTERM and self._drain_seconds > 0:
             # NOTE: a second SIGTERM during the drain does not cut it short: a kill of the whole process group
             #   (systemd's default) reaches the worker twice, from the sender and from the master. The master's
-            #   graceful_timeout already covers the drain; SIGINT or SIGQUIT stop at once.
+            #   graceful_timeout already covers the drain; SIGINT or SIGQUIT skip it and stop at once, in-flight
+            #   batches finishing within STATEFUN_GRACEFUL_TIMEOUT.
             if self._drain_until is None:
                 self._drain_until = time.monotonic() + self._drain_seconds
             return
         # NOTE: unlike uvicorn, do not record the signal to re-raise it after shutdown: returning normally
         #   lets gunicorn run its worker_exit hook, and the master knows why the worker stopped.
-        if self.should_exit and sig == signal.SIGINT:
+        if self.should_exit and sig in (signal.SIGINT, signal.SIGQUIT):
             self.force_exit = True
         else:
             self.should_exit = True
@@ -139,7 +140,9 @@ class StatefunWorker(UvicornWorker):
         return_large_buffers_to_os()
         self.config.app = self.wsgi
         server, sockets = self._server()
-        self._install_sigquit_handler()
+        # NOTE: not uvicorn-worker's SIGQUIT handler: it clears gunicorn's `alive` flag, which the uvicorn server
+        #   never reads, so a worker told to stop now (the master's SIGINT or SIGQUIT) served on until SIGKILL.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, server.handle_exit, signal.SIGQUIT, None)
         await server.serve(sockets=sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

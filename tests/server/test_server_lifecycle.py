@@ -89,6 +89,21 @@ def test_drain_keeps_serving_unready_after_sigterm(start_server: Callable[..., S
     assert server.proc.wait(timeout=10) == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["SIGINT", "SIGQUIT"])
+def test_a_quick_stop_of_the_master_stops_the_workers_at_once(start_server: Callable[..., Server],
+                                                              sig: int) -> None:
+    """Ctrl-C in a terminal, or `docker run -it` with gunicorn as PID 1: the master tells its workers SIGQUIT.
+    They used to serve on (uvicorn-worker's handler never reached the uvicorn server) until the master's
+    SIGKILL, 32 s later with the default timeouts."""
+    server = start_server(workers=2, STATEFUN_DRAIN_SECONDS="5")
+    assert server.post(greeter_request("Quick", seen=1))[0] == 200
+    signalled = time.monotonic()
+    server.signal(sig)
+    assert server.proc.wait(timeout=20) == 0
+    assert time.monotonic() - signalled < 4.0  # no drain, no SIGKILL
+    assert "SIGKILL" not in server.log()
+
+
 def _in_flight(server: Server, typename: str, path: Path) -> object:
     """Start a blocking batch on its own connection; return the connection once the function runs."""
     conn = server.connect()
