@@ -89,7 +89,7 @@ def module_yaml(functions: StatefulFunctions, url: str, settings: Settings) -> s
     namespaces = sorted({function.namespace for function in functions.functions.values()})
     documents = [
         "# Endpoints of the functions bound by statefun-workers; transport chosen against the server's settings:\n"
-        f"#   call {_duration(call)} > STATEFUN_TIMEOUT + STATEFUN_DRAIN_SECONDS + STATEFUN_GRACEFUL_TIMEOUT "
+        f"#   call {_duration(call)} >= STATEFUN_TIMEOUT + STATEFUN_DRAIN_SECONDS + STATEFUN_GRACEFUL_TIMEOUT "
         f"({longest_hold:g} s) + {CALL_MARGIN_SECONDS} s\n"
         f"#   pool_ttl {pool_ttl}s (+ up to {RUNTIME_TTL_JITTER_SECONDS} s) < STATEFUN_KEEPALIVE "
         f"({settings.keepalive:g} s): the runtime closes idle connections first\n"
