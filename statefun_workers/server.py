@@ -105,11 +105,36 @@ class BatchRequest(falcon.asgi.Request):
 
     def __init__(self, scope: dict[str, Any], receive: Any, first_event: dict[str, Any] | None = None,
                  options: Any = None) -> None:
-        super().__init__(scope, receive, first_event=first_event, options=options)
+        whole = first_event is not None and not first_event.get("more_body", False)
+        self._watch = None if whole else _DisconnectWatch(receive)
+        super().__init__(scope, receive if self._watch is None else self._watch, first_event=first_event,
+                         options=options)
         self.whole_body: bytes | None = None
         """The request's body when the first event held all of it, else None (read ``stream``)."""
-        if first_event is not None and not first_event.get("more_body", False):
-            self.whole_body = first_event.get("body", b"")
+        if whole:
+            self.whole_body = first_event.get("body", b"")  # type: ignore[union-attr]
+
+    @property
+    def client_gone(self) -> bool:
+        """Whether the client went away while the body was read from the stream (Falcon's stream just ends)."""
+        return self._watch is not None and self._watch.gone
+
+
+class _DisconnectWatch:
+    """An ASGI ``receive`` that notes an ``http.disconnect`` (a callable object, so the request holding it makes
+    no reference cycle)."""
+
+    __slots__ = ("_receive", "gone")
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self.gone = False
+
+    async def __call__(self) -> dict[str, Any]:
+        event: dict[str, Any] = await self._receive()
+        if event["type"] == "http.disconnect":
+            self.gone = True
+        return event
 
 
 _RELEASE_AFTER_BYTES = 1024 * 1024
@@ -243,6 +268,8 @@ class FunctionResource:
                 if size > limit:
                     raise RequestTooLargeError(f"chunked request body is over the limit of {limit} bytes")
                 chunks.append(chunk)
+            if req.client_gone:
+                raise ClientGoneError(f"the client went away after {size} bytes of a chunked body")
         except BaseException:
             self._budget.release(size)
             raise

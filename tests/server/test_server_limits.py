@@ -140,22 +140,25 @@ def test_slow_silent_and_stalled_connections_are_closed_and_counted(one_worker: 
     no_tracebacks(server)
 
 
+@pytest.mark.parametrize(("framing", "piece"), [(b"Content-Length: 1000", b"\0"),
+                                                (b"Transfer-Encoding: chunked", b"1\r\n\0\r\n")],
+                         ids=["content-length", "chunked"])
 def test_a_body_dripping_in_under_the_stall_limit_is_cut_at_the_body_limit(
-        one_worker: Callable[..., Server]) -> None:
-    """A byte every 0.3 s never stalls for 1 s, but the body as a whole gets 2 s; a body that comes at once on
-    the same worker is served."""
+        one_worker: Callable[..., Server], framing: bytes, piece: bytes) -> None:
+    """A piece every 0.3 s never stalls for 1 s, but the body as a whole gets 2 s; a body that comes at once
+    on the same worker is served."""
     server = one_worker(STATEFUN_BODY_STALL_TIMEOUT="1", STATEFUN_BODY_TIMEOUT="2")
 
     def drip(sock: socket.socket) -> None:
         try:
             for _ in range(60):  # 18 s of body, were it not cut
-                sock.sendall(b"\0")
+                sock.sendall(piece)
                 time.sleep(0.3)
         except OSError:
             pass
 
     started = time.monotonic()
-    response = exchange(server, b"POST /statefun HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n",
+    response = exchange(server, b"POST /statefun HTTP/1.1\r\nHost: t\r\n" + framing + b"\r\n\r\n",
                         timeout=20, then=drip)
     assert 2.0 <= time.monotonic() - started < 6.0
     assert status_of(response) == 408 and b"STATEFUN_BODY_TIMEOUT" in response, response
