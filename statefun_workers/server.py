@@ -105,14 +105,14 @@ class BatchRequest(falcon.asgi.Request):
 
     def __init__(self, scope: dict[str, Any], receive: Any, first_event: dict[str, Any] | None = None,
                  options: Any = None) -> None:
-        whole = first_event is not None and not first_event.get("more_body", False)
-        self._watch = None if whole else _DisconnectWatch(receive)
+        whole_body = None
+        if first_event is not None and not first_event.get("more_body", False):
+            whole_body = first_event.get("body", b"")
+        self._watch = None if whole_body is not None else _DisconnectWatch(receive)
         super().__init__(scope, receive if self._watch is None else self._watch, first_event=first_event,
                          options=options)
-        self.whole_body: bytes | None = None
+        self.whole_body: bytes | None = whole_body
         """The request's body when the first event held all of it, else None (read ``stream``)."""
-        if whole:
-            self.whole_body = first_event.get("body", b"")  # type: ignore[union-attr]
 
     @property
     def client_gone(self) -> bool:
