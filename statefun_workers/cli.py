@@ -42,16 +42,16 @@ def _serve(spec: str, gunicorn_args: Sequence[str]) -> None:
     os.execv(sys.executable, argv)
 
 
-def _load(spec: str) -> tuple[Settings, StatefulFunctions]:
+def _load(spec: str, command: str) -> tuple[Settings, StatefulFunctions]:
     """The settings and the merged registry, as the server would load them; a failure is the start-up line."""
-    with reported_start_errors():
+    with reported_start_errors(command):
         sys.path.insert(0, os.getcwd())
         settings = Settings.from_env()
         return settings, load_functions(spec)
 
 
 def _check(spec: str) -> None:
-    _, functions = _load(spec)
+    _, functions = _load(spec, "check")
     build_info.serve_typenames(functions.functions)
     facts = build_info.labels()
     print(f"statefun-workers {facts['version']}, compiled={facts['compiled']}, Python {facts['python']}, "
@@ -136,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "check":
         _check(args.functions)
     else:
-        settings, functions = _load(args.functions)
-        with reported_start_errors():
+        settings, functions = _load(args.functions, "module-yaml")
+        with reported_start_errors("module-yaml"):
             text = module_yaml(functions, args.url, settings)
         sys.stdout.write(text)
 

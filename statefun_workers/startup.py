@@ -37,8 +37,9 @@ def _where(ex: BaseException, skip: tuple[str, ...] = ()) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def describe(ex: BaseException) -> tuple[str, str]:
-    """(the cause in one line, a hint) for an exception raised while starting."""
+def describe(ex: BaseException, argument: bool = False) -> tuple[str, str]:
+    """(the cause in one line, a hint) for an exception raised while starting; ``argument``: the functions came
+    from a command's ``MODULE:ATTR`` argument, not from the environment."""
     cause = str(ex) if isinstance(ex, (ConfigurationError, UpstreamError)) else f"{type(ex).__name__}: {ex}{_where(ex)}"
     missing = ex.__cause__ if isinstance(ex.__cause__, ImportError) else ex if isinstance(ex, ImportError) else None
     if missing is not None:
@@ -51,6 +52,8 @@ def describe(ex: BaseException) -> tuple[str, str]:
     elif isinstance(ex, UpstreamError):
         hint = ("install the versions statefun-workers requires (`pip install statefun-workers` picks them; "
                 "`pip check` names a conflict)")
+    elif isinstance(ex, ConfigurationError) and argument and "STATEFUN_FUNCTIONS" in str(ex):
+        hint = "fix the MODULE:ATTR argument (a module on the search path, and a StatefulFunctions in it)"
     elif isinstance(ex, ConfigurationError):
         hint = "fix the setting named above (the README's \"Serving\" lists every variable and its default)"
     else:
@@ -66,13 +69,14 @@ def _ensure_logging() -> None:
 
 
 @contextlib.contextmanager
-def reported_start_errors() -> Iterator[None]:
-    """Run a start-up step; on any exception log the one line (traceback at debug) and exit with status 1."""
+def reported_start_errors(command: str | None = None) -> Iterator[None]:
+    """Run a start-up step; on any exception log the one line (traceback at debug) and exit with status 1.
+    ``command``: a CLI command other than ``serve`` (``check``), whose functions come from its argument."""
     try:
         yield
     except Exception as ex:
         _ensure_logging()
-        cause, hint = describe(ex)
-        log.error("cannot start: %s", cause, extra={"hint": hint})
+        cause, hint = describe(ex, argument=command is not None)
+        log.error("cannot %s: %s", command or "start", cause, extra={"hint": hint})
         log.debug("traceback of the start-up failure", exc_info=ex)
         raise SystemExit(1) from None

@@ -105,7 +105,8 @@ def test_check_lists_typenames_and_state(installed: Path, user_dir: Path, tmp_pa
     (["serve", "mymodule:functions"], {"PORT": "eighty"}, "PORT must be a whole number", "fix the setting"),
     (["serve", "broken:functions"], {"PYTHONPATH": "USER"}, "ZeroDivisionError: division by zero (at ",
      "STATEFUN_LOG_LEVEL=debug"),
-    (["check", "mymodule:nothing"], {"PYTHONPATH": "USER"}, "has no attribute 'nothing'", "fix the setting"),
+    (["check", "mymodule:nothing"], {"PYTHONPATH": "USER"}, "has no attribute 'nothing'", "MODULE:ATTR argument"),
+    (["check", "mymodule:functions"], {"STATEFUN_MAX_HEADERS": "1"}, "STATEFUN_MAX_HEADERS", "fix the setting"),
 ])
 def test_start_up_errors_are_one_json_line(installed: Path, user_dir: Path, tmp_path: Path, argv: list[str],
                                            env: dict[str, str], cause: str, hint: str) -> None:
@@ -118,5 +119,6 @@ def test_start_up_errors_are_one_json_line(installed: Path, user_dir: Path, tmp_
     errors = [json.loads(line) for line in lines if '"level": "error"' in line]
     assert len(errors) == 1 and all(line.startswith("{") for line in lines), lines
     assert cause in errors[0]["msg"] and hint in errors[0]["hint"] and "Traceback" not in done.stderr, errors
+    assert errors[0]["msg"].startswith("cannot start: " if argv[0] == "serve" else f"cannot {argv[0]}: "), errors
     if "PYTHONPATH" in hint:
         assert os.fspath(tmp_path) in errors[0]["hint"], "the hint names the module search path"
