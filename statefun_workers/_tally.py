@@ -151,13 +151,15 @@ class Tally:
     def request_finished(self, result: BatchResult | None, seconds: float, request_bytes: int = -1) -> None:
         """A request left the worker: ``seconds`` from arrival to answer, ``request_bytes`` the body size if
         known; ``result`` is None when the core never saw the request (too large, unreadable body, a bug)."""
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self.busy_total += self.clock() - self.busy_since
+        self._left()
         self.totals_of(None if result is None else result.typename).add(result, seconds, request_bytes)
 
     def request_dropped(self) -> None:
         """A request left the worker before its body was whole (the client went away): not a batch."""
+        self._left()
+
+    def _left(self) -> None:
+        """One request fewer in flight; the busy period ends with the last one."""
         self.in_flight -= 1
         if self.in_flight == 0:
             self.busy_total += self.clock() - self.busy_since

@@ -47,6 +47,7 @@ def _load(spec: str, command: str) -> tuple[Settings, StatefulFunctions]:
     with reported_start_errors(command):
         sys.path.insert(0, os.getcwd())
         settings = Settings.from_env()
+    with reported_start_errors(command, argument=True):
         return settings, load_functions(spec)
 
 

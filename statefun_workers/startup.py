@@ -38,8 +38,8 @@ def _where(ex: BaseException, skip: tuple[str, ...] = ()) -> str:
 
 
 def describe(ex: BaseException, argument: bool = False) -> tuple[str, str]:
-    """(the cause in one line, a hint) for an exception raised while starting; ``argument``: the functions came
-    from a command's ``MODULE:ATTR`` argument, not from the environment."""
+    """(the cause in one line, a hint) for an exception raised while starting; ``argument``: it was raised
+    loading a command's ``MODULE:ATTR`` argument, not the environment's settings."""
     cause = str(ex) if isinstance(ex, (ConfigurationError, UpstreamError)) else f"{type(ex).__name__}: {ex}{_where(ex)}"
     missing = ex.__cause__ if isinstance(ex.__cause__, ImportError) else ex if isinstance(ex, ImportError) else None
     if missing is not None:
@@ -52,7 +52,7 @@ def describe(ex: BaseException, argument: bool = False) -> tuple[str, str]:
     elif isinstance(ex, UpstreamError):
         hint = ("install the versions statefun-workers requires (`pip install statefun-workers` picks them; "
                 "`pip check` names a conflict)")
-    elif isinstance(ex, ConfigurationError) and argument and "STATEFUN_FUNCTIONS" in str(ex):
+    elif isinstance(ex, ConfigurationError) and argument:
         hint = "fix the MODULE:ATTR argument (a module on the search path, and a StatefulFunctions in it)"
     elif isinstance(ex, ConfigurationError):
         hint = "fix the setting named above (the README's \"Serving\" lists every variable and its default)"
@@ -69,14 +69,15 @@ def _ensure_logging() -> None:
 
 
 @contextlib.contextmanager
-def reported_start_errors(command: str | None = None) -> Iterator[None]:
+def reported_start_errors(command: str | None = None, argument: bool = False) -> Iterator[None]:
     """Run a start-up step; on any exception log the one line (traceback at debug) and exit with status 1.
-    ``command``: a CLI command other than ``serve`` (``check``), whose functions come from its argument."""
+    ``command``: a CLI command other than ``serve`` (``check``); ``argument``: the step loads its
+    ``MODULE:ATTR`` argument."""
     try:
         yield
     except Exception as ex:
         _ensure_logging()
-        cause, hint = describe(ex, argument=command is not None)
+        cause, hint = describe(ex, argument)
         log.error("cannot %s: %s", command or "start", cause, extra={"hint": hint})
         log.debug("traceback of the start-up failure", exc_info=ex)
         raise SystemExit(1) from None

@@ -22,33 +22,41 @@ from tests.support import free_port
 HERE = Path(__file__).resolve().parent
 SERVED = "examples,runtime_functions:functions"
 PLACEHOLDER = "http://functions.invalid:8000"
-TEST_MODULE = f"""
----
-# The test functions: a call budget that outlasts a pool restart.
-kind: io.statefun.endpoints.v2/http
-spec:
-  functions: runtime-test/*
-  urlPathTemplate: {PLACEHOLDER}/statefun/{{function.name}}
+
+
+def http_endpoint(functions: str, url: str = PLACEHOLDER, call: str | None = None) -> str:
+    """A module.yaml document routing ``functions`` (``namespace/*``) to ``url``; with ``call``, the async
+    transport with that call budget, else the runtime's default transport."""
+    transport = f"""
   transport:
     type: io.statefun.transports.v1/async
-    call: 30s
+    call: {call}""" if call is not None else ""
+    return f"""
 ---
-# A function that fails the job on purpose: a budget short enough to run out within the test.
 kind: io.statefun.endpoints.v2/http
 spec:
-  functions: runtime-crash/*
-  urlPathTemplate: {PLACEHOLDER}/statefun/{{function.name}}
-  transport:
-    type: io.statefun.transports.v1/async
-    call: 2s
+  functions: {functions}
+  urlPathTemplate: {url}/statefun/{{function.name}}{transport}
+"""
+
+
+def kafka_egress(id: str) -> str:
+    """A module.yaml document declaring the Kafka egress ``id`` (the runtime's test runner captures it)."""
+    return f"""
 ---
 kind: io.statefun.kafka.v1/egress
 spec:
-  id: runtime-test/egress
+  id: {id}
   address: kafka.invalid:9092
   deliverySemantic:
     type: at-least-once
 """
+
+
+TEST_MODULE = (
+    http_endpoint("runtime-test/*", call="30s")  # the test functions: a budget that outlasts a pool restart
+    + http_endpoint("runtime-crash/*", call="2s")  # fails the job on purpose: a budget that runs out in the test
+    + kafka_egress("runtime-test/egress"))
 SESSION_SETTINGS = {
     "execution.checkpointing.interval": "1s",
     "restart-strategy": "fixed-delay",

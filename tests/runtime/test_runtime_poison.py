@@ -15,20 +15,12 @@ import pytest
 
 from runtime import runner
 
-from .local_runtime import PLACEHOLDER, Pool, wait_for
+from .local_runtime import Pool, http_endpoint, wait_for
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]
 
 CALL_BUDGET_S = 2
-MODULE = f"""
-kind: io.statefun.endpoints.v2/http
-spec:
-  functions: runtime-test/*
-  urlPathTemplate: {PLACEHOLDER}/statefun/{{function.name}}
-  transport:
-    type: io.statefun.transports.v1/async
-    call: {CALL_BUDGET_S}s
-"""
+MODULE = http_endpoint("runtime-test/*", call=f"{CALL_BUDGET_S}s")
 
 
 @pytest.mark.slow

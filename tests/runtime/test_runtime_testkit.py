@@ -28,7 +28,7 @@ from statefun_workers import StringType, Type
 from statefun_workers.testing import Flow
 from tests.server_process import Server, poll
 
-from .local_runtime import Runtime, require_runner
+from .local_runtime import Runtime, http_endpoint, kafka_egress, require_runner
 from .testkit_functions import ACKS, NODE, OUT, TTL, Command, Report, served
 
 pytestmark = [pytest.mark.runtime, pytest.mark.server]
@@ -41,23 +41,9 @@ TOPICS = [(EGRESS, "greetings"), (EGRESS, "receipts"), (OUT, "totals"), (ACKS, "
 
 
 def module(pool_url: str) -> str:
-    endpoints = "".join(f"""
----
-kind: io.statefun.endpoints.v2/http
-spec:
-  functions: {namespace}/*
-  urlPathTemplate: {pool_url}/statefun/{{function.name}}
-""" for namespace in ("example", "com.example", "testkit-diff"))
-    egresses = "".join(f"""
----
-kind: io.statefun.kafka.v1/egress
-spec:
-  id: {egress}
-  address: kafka.invalid:9092
-  deliverySemantic:
-    type: at-least-once
-""" for egress in (EGRESS, OUT, ACKS))
-    return endpoints + egresses
+    endpoints = "".join(http_endpoint(f"{namespace}/*", pool_url)
+                        for namespace in ("example", "com.example", "testkit-diff"))
+    return endpoints + "".join(kafka_egress(egress) for egress in (EGRESS, OUT, ACKS))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ functions that block."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -154,7 +155,5 @@ def _workers_gc_threshold(server: Server) -> tuple[int, ...]:
 def test_workers_collect_the_young_generation_at_the_set_threshold(
         start_server: Callable[..., Server], env: dict[str, str], young: int) -> None:
     """The master sets it before forking; the older generations keep Python's thresholds."""
-    import gc
-
     server = start_server(workers=1, **env)
     assert _workers_gc_threshold(server) == (young, *gc.get_threshold()[1:])
